@@ -1,0 +1,3 @@
+from resnet_gui.cli import main
+
+raise SystemExit(main())

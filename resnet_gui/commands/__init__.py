@@ -1,0 +1,1 @@
+"""Subcommands of the resnet-gui command line."""

@@ -1,0 +1,1 @@
+"""What an architecture does: build, analyse, train, export (torch; never Qt)."""

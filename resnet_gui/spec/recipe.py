@@ -1,0 +1,137 @@
+"""How to train: a frozen, JSON-able recipe (standard library only).
+
+The trainer in :mod:`resnet_gui.engine` consumes it; the window's training panel edits it; a
+checkpoint and a saved run store it so that a run can be resumed or reopened.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass
+from typing import Any
+
+from resnet_gui.errors import UserError
+
+DATASETS = ("fashion-mnist", "mnist", "cifar10")  # plus "folder:PATH"
+OPTIMIZERS = ("sgd", "adamw")
+SCHEDULES = ("constant", "step", "cosine", "onecycle")
+INITS = ("kaiming", "xavier")
+DEVICES = ("auto", "cpu", "cuda", "mps")  # "cuda:1" is accepted too
+PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+
+
+@dataclass(frozen=True)
+class Recipe:
+    dataset: str = "fashion-mnist"
+    data_dir: str | None = None
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 0.05
+    optimizer: str = "sgd"
+    momentum: float = 0.9
+    nesterov: bool = False
+    weight_decay: float = 5e-4
+    schedule: str = "cosine"
+    warmup_epochs: float = 0.0
+    step_every: int = 30  # epochs between decays, for the step schedule
+    step_gamma: float = 0.1
+    label_smoothing: float = 0.0
+    grad_clip: float | None = None  # max global gradient norm
+    init: str = "kaiming"
+    zero_init_last: bool = False
+    resize: int | None = None  # square side the images are resized to; None keeps the dataset's
+    augment: bool = True  # random crop with padding + horizontal flip
+    device: str = "auto"
+    precision: str = "auto"
+    channels_last: bool = True
+    compile: bool = False
+    max_steps: int | None = None  # stop after this many optimizer steps, as Stop would
+    limit_train: int | None = None  # use only this many training images (class-balanced)
+    limit_test: int | None = None
+    seed: int = 0
+
+    def replace(self, **changes: Any) -> "Recipe":
+        return dataclasses.replace(self, **changes)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> "Recipe":
+        if not isinstance(data, dict):
+            raise UserError("the stored training recipe is not an object; start a new run")
+        known = {f.name for f in dataclasses.fields(cls)}
+        return validate_recipe(cls(**{k: v for k, v in data.items() if k in known}))
+
+
+# The D2L chapter's settings: train_ch6 with lr 0.05, batch 128, Fashion-MNIST resized to 96,
+# plain SGD, Xavier initialisation, no augmentation, no weight decay.
+CHAPTER_RECIPE = Recipe(
+    epochs=10,
+    batch_size=128,
+    lr=0.05,
+    optimizer="sgd",
+    momentum=0.0,
+    weight_decay=0.0,
+    schedule="constant",
+    init="xavier",
+    resize=96,
+    augment=False,
+    precision="fp32",
+    channels_last=False,
+)
+
+
+def validate_recipe(recipe: Recipe) -> Recipe:
+    """Raise :class:`UserError` naming the first bad setting."""
+
+    def fail(name: str, message: str) -> None:
+        raise UserError(f"training setting '{name}': {message}")
+
+    def positive_int(name: str, value: Any, allow_none: bool = False) -> None:
+        if value is None and allow_none:
+            return
+        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+            fail(name, f"must be a whole number >= 1, got {value!r}")
+
+    def number(name: str, value: Any, low: float, high: float | None = None) -> None:
+        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+            fail(name, f"must be a number, got {value!r}")
+        if value < low or (high is not None and value > high):
+            fail(name, f"must be between {low} and {high}, got {value}" if high is not None
+                 else f"must be >= {low}, got {value}")
+
+    if not isinstance(recipe.dataset, str) or not (
+        recipe.dataset in DATASETS or recipe.dataset.startswith("folder:")
+    ):
+        fail("dataset", f"unknown dataset {recipe.dataset!r}; use one of "
+             f"{', '.join(DATASETS)} or folder:PATH")
+    positive_int("epochs", recipe.epochs)
+    positive_int("batch_size", recipe.batch_size)
+    number("lr", recipe.lr, 0.0)
+    if recipe.lr <= 0:
+        fail("lr", f"must be > 0, got {recipe.lr}")
+    number("momentum", recipe.momentum, 0.0, 1.0)
+    number("weight_decay", recipe.weight_decay, 0.0)
+    number("warmup_epochs", recipe.warmup_epochs, 0.0)
+    positive_int("step_every", recipe.step_every)
+    number("step_gamma", recipe.step_gamma, 0.0, 1.0)
+    number("label_smoothing", recipe.label_smoothing, 0.0, 0.99)
+    if recipe.grad_clip is not None:
+        number("grad_clip", recipe.grad_clip, 0.0)
+    for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("init", INITS),
+                          ("precision", PRECISIONS)):
+        value = getattr(recipe, name)
+        if value not in allowed:
+            fail(name, f"unknown value {value!r}; use one of {', '.join(allowed)}")
+    if not isinstance(recipe.device, str) or not (
+        recipe.device in DEVICES or recipe.device.startswith("cuda:")
+    ):
+        fail("device", f"unknown device {recipe.device!r}; use one of {', '.join(DEVICES)}")
+    positive_int("resize", recipe.resize, allow_none=True)
+    positive_int("max_steps", recipe.max_steps, allow_none=True)
+    positive_int("limit_train", recipe.limit_train, allow_none=True)
+    positive_int("limit_test", recipe.limit_test, allow_none=True)
+    if isinstance(recipe.seed, bool) or not isinstance(recipe.seed, int) or recipe.seed < 0:
+        fail("seed", f"must be a whole number >= 0, got {recipe.seed!r}")
+    return recipe
