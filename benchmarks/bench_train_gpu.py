@@ -12,8 +12,9 @@ the best recipe (one-cycle Nesterov SGD, label smoothing, crop + flip, batch 512
     python benchmarks/bench_train_gpu.py --data-dir DIR [--chapter-steps 150] [--steps 400]
         [--cap 150] [--no-compile]
 
-DIR holds Fashion-MNIST as FashionMNIST/raw/*-ubyte (or .gz; these are unpacked to a temp
-folder for torchvision's reader, which the chapter's loop uses).
+DIR holds Fashion-MNIST's four IDX files, plain or .gz, in DIR/FashionMNIST/raw or DIR itself
+(other layouts are unpacked to a temp folder for torchvision's reader, which the chapter's
+loop uses).
 """
 
 from __future__ import annotations
@@ -33,7 +34,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import torch  # noqa: E402
 
 import chapter_loop  # noqa: E402
-from resnet_gui.engine.data import FASHION_MNIST, load_data  # noqa: E402
+from resnet_gui.engine.data import FASHION_MNIST, _find_idx_files, load_data  # noqa: E402
 from resnet_gui.engine.events import Callback  # noqa: E402
 from resnet_gui.engine.trainer import Trainer  # noqa: E402
 from resnet_gui.spec.presets import build_preset  # noqa: E402
@@ -43,17 +44,19 @@ WARMUP = 2
 
 
 def torchvision_root(data_dir: Path, scratch: Path) -> Path:
-    """A folder torchvision's FashionMNIST reads with download=True and no network."""
-    raw = data_dir / "FashionMNIST" / "raw"
-    if all((raw / name).is_file() for name in FASHION_MNIST.files):
+    """A folder torchvision's FashionMNIST reads with download=True and no network: ``data_dir``
+    itself when it has torchvision's layout, else unpacked copies in ``scratch``."""
+    files = _find_idx_files(FASHION_MNIST, data_dir)
+    if files is None:
+        raise SystemExit(f"Fashion-MNIST's four IDX files (or .gz) are not in {data_dir}")
+    if all(path.parent == data_dir / "FashionMNIST" / "raw" and path.suffix != ".gz"
+           for path in files.values()):
         return data_dir
     target = scratch / "FashionMNIST" / "raw"
     target.mkdir(parents=True, exist_ok=True)
-    for name in FASHION_MNIST.files:
-        source = raw / f"{name}.gz"
-        if not source.is_file():
-            raise SystemExit(f"neither {raw / name} nor {source} exists")
-        with gzip.open(source, "rb") as packed, open(target / name, "wb") as plain:
+    for name, source in files.items():
+        opener = gzip.open if source.suffix == ".gz" else open
+        with opener(source, "rb") as packed, open(target / name, "wb") as plain:
             shutil.copyfileobj(packed, plain)
     return scratch
 

@@ -245,8 +245,8 @@ def test_batches_are_normalised_resized_and_augmented_deterministically():
 
 def test_a_flip_without_shift_mirrors_the_image():
     bundle = _bundle()
-    maker = BatchMaker.for_bundle(bundle, Recipe(augment=True, channels_last=False), "cpu")
-    maker.crop_padding = 0
+    maker = BatchMaker.for_bundle(bundle, Recipe(augment=True, crop_padding=0,
+                                                  channels_last=False), "cpu")
     images = bundle.train_images[:64]
     flipped = maker(images, augment_generator(1, 0))
     plain = maker(images)
