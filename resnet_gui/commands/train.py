@@ -294,7 +294,7 @@ def run_train(args: argparse.Namespace) -> int:
     from resnet_gui.engine.data import load_data
     from resnet_gui.engine.trainer import Trainer, fit_architecture
 
-    if args.threads is not None:
+    if args.threads is not None:  # after the engine's import, which sets OpenMP's defaults
         if args.threads < 1:
             raise UserError(f"--threads must be at least 1, got {args.threads}")
         import torch
