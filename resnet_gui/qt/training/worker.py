@@ -240,48 +240,56 @@ class TrainingWorker(QObject):
 
     def _run(self) -> None:
         job = self.job
+        data = job.data
+        if data is None:
+            data = (job.data_loader or _default_data_loader)(job.recipe)
+        self.data_ready.emit(data)
+        arch = fit_architecture(job.architecture, data)
         run: Run | None = None
-        if job.store is not None:
-            run = job.store.create(job.architecture, job.recipe)
+        if job.store is not None:  # recorded once the data is there: a typo is not a run
+            run = job.store.create(arch, job.recipe)
             self.recorder = RunRecorder(job.store, run)
             self.run_created.emit(run.summary)
-        try:
-            data = job.data
-            if data is None:
-                data = (job.data_loader or _default_data_loader)(job.recipe)
-            self.data_ready.emit(data)
-            if self.controls.stop_requested.is_set():
-                raise _StoppedBeforeStart()
-            callbacks: list[Callback] = [_Forwarder(self)]
-            if self.recorder is not None:
-                callbacks.insert(0, self.recorder)
-            factory = job.trainer_factory or _default_trainer_factory
-            self.trainer = factory(
-                arch=job.architecture,
-                recipe=job.recipe,
-                callbacks=tuple(callbacks),
-                checkpoint_path=job.store.checkpoint_path(run.run_id) if run else None,
-                data=data,
-            )
-            self.controls.attach(self.trainer)
-            end: TrainEnd = self.trainer.run()
-        except _StoppedBeforeStart:
+        if self.controls.stop_requested.is_set():
             end = TrainEnd(reason="stopped", epoch=0, step=0, train_loss=float("nan"),
                            train_accuracy=float("nan"), test_accuracy=float("nan"),
                            examples_per_sec=float("nan"), seconds=0.0,
                            message="stopped before training began")
             if self.recorder is not None:
                 self.recorder.on_train_end(end)
-        except BaseException as error:
-            # The trainer calls on_exception itself; errors before it existed (data) are ours.
-            if self.recorder is not None and self.trainer is None:
+            self.returned.emit(end)
+            return
+        callbacks: list[Callback] = [_Forwarder(self)]
+        if self.recorder is not None:
+            callbacks.insert(0, self.recorder)
+        factory = job.trainer_factory or _default_trainer_factory
+        try:
+            self.trainer = factory(
+                arch=arch,
+                recipe=job.recipe,
+                callbacks=tuple(callbacks),
+                checkpoint_path=job.store.checkpoint_path(run.run_id) if run else None,
+                data=data,
+            )
+        except BaseException as error:  # the trainer never ran, so it reported nothing
+            if self.recorder is not None:
                 self.recorder.fail(str(error) or type(error).__name__)
             raise
+        self.controls.attach(self.trainer)
+        end = self.trainer.run()
         self.returned.emit(end)
 
 
-class _StoppedBeforeStart(Exception):
-    pass
+def fit_architecture(arch: Architecture, data: Any) -> Architecture:
+    """The architecture with the data's input channels and number of classes."""
+    if data is None:
+        return arch
+    images = data.test_images
+    channels = int(images.shape[1]) if images.ndim == 4 else 1
+    classes = len(data.class_names)
+    if (arch.in_channels, arch.num_classes) == (channels, classes):
+        return arch
+    return arch.replace(in_channels=channels, num_classes=classes)
 
 
 IDLE, STARTING, RUNNING, PAUSED, STOPPING = "idle", "starting", "running", "paused", "stopping"

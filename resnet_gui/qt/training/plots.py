@@ -1,0 +1,404 @@
+"""Live loss, accuracy and learning-rate plots, and the overlay of stored runs.
+
+Curves are created once per run and fed with ``setData`` from a timer (never per event), on
+plots that clip to the view and downsample automatically, with width-1 pens; non-finite
+points are dropped before drawing. Hovering shows the values under the cursor.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import pyqtgraph as pg
+from PySide6.QtCore import QObject, Qt, QTimer, Signal
+from PySide6.QtGui import QColor
+from PySide6.QtWidgets import QHBoxLayout, QSizePolicy, QSplitter, QVBoxLayout, QWidget
+
+from resnet_gui.engine.events import EpochEnd, StepEnd
+from resnet_gui.engine.runs import RunLog
+
+REFRESH_MS = 50  # at most 20 redraws a second, and only when something changed
+SMOOTHING = 0.9  # exponential moving average of the per-step training loss and accuracy
+
+# Colour per run: the live run first, then overlays (Tableau 10, readable on white).
+RUN_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
+               "#e377c2", "#7f7f7f", "#bcbd22", "#17becf")
+
+
+class Series:
+    """A growable pair of float arrays; appending is amortised O(1), reading is a view."""
+
+    def __init__(self, capacity: int = 256) -> None:
+        self._x = np.empty(capacity, np.float64)
+        self._y = np.empty(capacity, np.float64)
+        self.size = 0
+
+    def append(self, x: float, y: float) -> None:
+        if self.size == len(self._x):
+            self._x = np.concatenate([self._x, np.empty_like(self._x)])
+            self._y = np.concatenate([self._y, np.empty_like(self._y)])
+        self._x[self.size] = x
+        self._y[self.size] = y
+        self.size += 1
+
+    def extend(self, xs, ys) -> None:
+        for x, y in zip(xs, ys):
+            self.append(x, y)
+
+    def clear(self) -> None:
+        self.size = 0
+
+    @property
+    def x(self) -> np.ndarray:
+        return self._x[: self.size]
+
+    @property
+    def y(self) -> np.ndarray:
+        return self._y[: self.size]
+
+    def finite(self) -> tuple[np.ndarray, np.ndarray]:
+        x, y = self.x, self.y
+        keep = np.isfinite(x) & np.isfinite(y)
+        return (x, y) if keep.all() else (x[keep], y[keep])
+
+    def value_near(self, x: float) -> float | None:
+        """The y of the point nearest ``x`` (x is sorted), or None when there is none."""
+        xs, ys = self.finite()
+        if not len(xs):
+            return None
+        i = int(np.searchsorted(xs, x))
+        if i >= len(xs) or (i > 0 and abs(xs[i - 1] - x) <= abs(xs[i] - x)):
+            i -= 1
+        return float(ys[i])
+
+
+class _Smoother:
+    """Bias-corrected exponential moving average, as TensorBoard smooths."""
+
+    def __init__(self, weight: float = SMOOTHING) -> None:
+        self.weight, self._value, self._count = weight, 0.0, 0
+
+    def __call__(self, value: float) -> float:
+        if not math.isfinite(value):
+            return value
+        self._count += 1
+        self._value = self.weight * self._value + (1 - self.weight) * value
+        return self._value / (1 - self.weight ** self._count)
+
+
+# What each plot shows: (curve key, label, plot, test-style?)
+CURVES = (
+    ("train_loss", "train loss", "loss", False),
+    ("test_loss", "test loss", "loss", True),
+    ("train_accuracy", "train acc", "accuracy", False),
+    ("test_accuracy", "test acc", "accuracy", True),
+    ("lr", "learning rate", "lr", False),
+)
+
+
+class RunCurves:
+    """The curve data of one run: per-step training values, per-epoch test values."""
+
+    def __init__(self) -> None:
+        self.clear()
+
+    def clear(self) -> None:
+        self.series = {key: Series() for key, *_ in CURVES}
+        self.raw_loss = Series()  # unsmoothed, drawn faintly behind the smoothed loss
+        self._loss_smoother = _Smoother()
+        self._accuracy_smoother = _Smoother()
+        self.dirty = True
+
+    def add_step(self, event: StepEnd) -> None:
+        x = event.epoch_progress
+        self.raw_loss.append(x, event.loss)
+        self.series["train_loss"].append(x, self._loss_smoother(event.loss))
+        self.series["train_accuracy"].append(x, 100.0 * self._accuracy_smoother(event.accuracy))
+        self.series["lr"].append(x, event.lr)
+        self.dirty = True
+
+    def add_epoch(self, event: EpochEnd) -> None:
+        x = event.epoch + 1.0
+        self.series["test_loss"].append(x, event.test_loss)
+        self.series["test_accuracy"].append(x, 100.0 * event.test_accuracy)
+        self.dirty = True
+
+    @classmethod
+    def from_log(cls, log: RunLog) -> "RunCurves":
+        curves = cls()
+        steps, epochs = log.steps, log.epochs
+
+        def number(value) -> float:
+            return float("nan") if value is None else float(value)
+
+        for i in range(len(steps["step"])):
+            curves.add_step(StepEnd(
+                epoch=int(number(steps["epoch_progress"][i])), step=int(steps["step"][i]),
+                batch=0, epoch_progress=number(steps["epoch_progress"][i]),
+                loss=number(steps["loss"][i]), accuracy=number(steps["accuracy"][i]),
+                lr=number(steps["lr"][i]), examples_per_sec=number(steps["examples_per_sec"][i])))
+        for i in range(len(epochs["epoch"])):
+            curves.add_epoch(EpochEnd(
+                epoch=int(epochs["epoch"][i]), step=int(epochs["step"][i]),
+                train_loss=number(epochs["train_loss"][i]),
+                train_accuracy=number(epochs["train_accuracy"][i]),
+                test_loss=number(epochs["test_loss"][i]),
+                test_accuracy=number(epochs["test_accuracy"][i]), lr=number(epochs["lr"][i]),
+                seconds=number(epochs["seconds"][i]),
+                examples_per_sec=number(epochs["examples_per_sec"][i])))
+        return curves
+
+
+@dataclass
+class _PlottedRun:
+    label: str
+    curves: RunCurves
+    items: dict[str, pg.PlotDataItem]
+    raw_item: pg.PlotDataItem
+
+
+def _make_plot(name: str, title: str, y_label: str) -> pg.PlotWidget:
+    widget = pg.PlotWidget(background="w")
+    widget.setObjectName(name)
+    item = widget.getPlotItem()
+    item.setTitle(title, color="#333", size="10pt")
+    item.setLabel("bottom", "epoch")
+    item.setLabel("left", y_label)
+    item.showGrid(x=True, y=True, alpha=0.15)
+    item.setClipToView(True)
+    item.setDownsampling(auto=True, mode="peak")
+    item.setMenuEnabled(False)
+    widget.setMinimumSize(220, 120)
+    for axis in ("left", "bottom"):
+        item.getAxis(axis).setTextPen("#444")
+        item.getAxis(axis).setPen("#888")
+    return widget
+
+
+class LivePlots(QWidget):
+    """``lossPlot``, ``accuracyPlot`` and the learning rate below them, x-linked."""
+
+    refreshed = Signal()  # after each redraw, for benchmarks
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.loss_plot = _make_plot("lossPlot", "Loss", "cross-entropy")
+        self.accuracy_plot = _make_plot("accuracyPlot", "Accuracy", "%")
+        self.lr_plot = _make_plot("lrPlot", "Learning rate", "lr")
+        self.lr_plot.setMinimumHeight(90)
+        for plot in (self.accuracy_plot, self.lr_plot):
+            # The loss plot's auto-range leads; the others follow its epoch axis.
+            plot.getPlotItem().setXLink(self.loss_plot.getPlotItem())
+            plot.getPlotItem().enableAutoRange(x=False)
+        self.lr_plot.getPlotItem().enableAutoRange(y=False)
+        self._plots = {"loss": self.loss_plot, "accuracy": self.accuracy_plot, "lr": self.lr_plot}
+        # Loss falls and accuracy rises: their legends sit where the curves are not.
+        self._legends = {
+            name: self._plots[name].getPlotItem().addLegend(
+                offset=offset, labelTextColor="#222", brush=pg.mkBrush(255, 255, 255, 200))
+            for name, offset in (("loss", (-8, 8)), ("accuracy", (-8, -8)))
+        }
+        self._hover = _Hover(self)
+
+        top = QHBoxLayout()
+        top.setContentsMargins(0, 0, 0, 0)
+        top.addWidget(self.loss_plot)
+        top.addWidget(self.accuracy_plot)
+        upper = QWidget()
+        upper.setLayout(top)
+        splitter = QSplitter(Qt.Orientation.Vertical)
+        splitter.addWidget(upper)
+        splitter.addWidget(self.lr_plot)
+        splitter.setStretchFactor(0, 4)
+        splitter.setStretchFactor(1, 1)
+        splitter.setChildrenCollapsible(False)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addWidget(splitter)
+        self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
+
+        self.live = RunCurves()
+        self._runs: dict[str, _PlottedRun] = {}
+        self._add_run("live", "this run", self.live, RUN_COLOURS[0])
+        self._next_colour = 1
+        self.refresh_count = 0
+        self._timer = QTimer(self)
+        self._timer.setInterval(REFRESH_MS)
+        self._timer.timeout.connect(self.refresh)
+        self._timer.start()
+
+    # -- live run ------------------------------------------------------------------------
+
+    def reset_live(self) -> None:
+        self.live.clear()
+        self.refresh()
+
+    def add_step(self, event: StepEnd) -> None:
+        self.live.add_step(event)
+
+    def add_epoch(self, event: EpochEnd) -> None:
+        self.live.add_epoch(event)
+
+    # -- overlays ------------------------------------------------------------------------
+
+    @property
+    def overlay_ids(self) -> list[str]:
+        return [key for key in self._runs if key != "live"]
+
+    def show_run(self, run_id: str, label: str, log: RunLog) -> None:
+        if run_id in self._runs:
+            return
+        colour = RUN_COLOURS[self._next_colour % len(RUN_COLOURS)]
+        self._next_colour += 1
+        self._add_run(run_id, label, RunCurves.from_log(log), colour)
+        self.refresh()
+
+    def hide_run(self, run_id: str) -> None:
+        plotted = self._runs.pop(run_id, None)
+        if plotted is None:
+            return
+        for key, item in plotted.items.items():
+            plot = self._plots[self._plot_of(key)].getPlotItem()
+            plot.removeItem(item)
+            if key in ("train_loss", "test_loss", "train_accuracy", "test_accuracy"):
+                self._legends[self._plot_of(key)].removeItem(item)
+        self.loss_plot.getPlotItem().removeItem(plotted.raw_item)
+
+    def curves(self, run_id: str = "live") -> dict[str, pg.PlotDataItem]:
+        return dict(self._runs[run_id].items)
+
+    def run_colour(self, run_id: str) -> QColor:
+        return self._runs[run_id].items["train_loss"].opts["pen"].color()
+
+    @staticmethod
+    def _plot_of(key: str) -> str:
+        return next(plot for k, _, plot, _ in CURVES if k == key)
+
+    def _add_run(self, run_id: str, label: str, curves: RunCurves, colour: str) -> None:
+        items: dict[str, pg.PlotDataItem] = {}
+        faint = QColor(colour)
+        faint.setAlpha(55)
+        raw_item = self.loss_plot.getPlotItem().plot(pen=pg.mkPen(faint, width=1))
+        for key, name, plot_name, is_test in CURVES:
+            pen = pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine if is_test
+                           else Qt.PenStyle.SolidLine)
+            options = dict(pen=pen, name=None)
+            if is_test:
+                options.update(symbol="o", symbolSize=5, symbolPen=pg.mkPen(colour, width=1),
+                               symbolBrush=pg.mkBrush(colour))
+            item = self._plots[plot_name].getPlotItem().plot(**options)
+            if plot_name in self._legends:
+                prefix = "" if run_id == "live" else f"{label} · "
+                self._legends[plot_name].addItem(item, prefix + name)
+            items[key] = item
+        self._runs[run_id] = _PlottedRun(label, curves, items, raw_item)
+
+    # -- drawing -------------------------------------------------------------------------
+
+    def refresh(self) -> None:
+        drew = False
+        for plotted in self._runs.values():
+            if not plotted.curves.dirty:
+                continue
+            for key, item in plotted.items.items():
+                item.setData(*plotted.curves.series[key].finite())
+            plotted.raw_item.setData(*plotted.curves.raw_loss.finite())
+            plotted.curves.dirty = False
+            drew = True
+        if drew:
+            self._fit_lr_axis()
+            self.refresh_count += 1
+            self.refreshed.emit()
+
+    def _fit_lr_axis(self) -> None:
+        """From 0 to the largest rate shown: a constant rate is a line, not noise."""
+        top = 0.0
+        for plotted in self._runs.values():
+            _, rates = plotted.curves.series["lr"].finite()
+            if len(rates):
+                top = max(top, float(rates.max()))
+        self.lr_plot.getPlotItem().setYRange(0.0, top * 1.08 if top > 0 else 1.0, padding=0)
+
+    def values_near(self, plot_name: str, x: float) -> list[tuple[str, float, str]]:
+        """(label, value, colour) of every curve of ``plot_name`` at the point nearest ``x``."""
+        found = []
+        for run_id, plotted in self._runs.items():
+            for key, name, plot, _ in CURVES:
+                if plot != plot_name:
+                    continue
+                value = plotted.curves.series[key].value_near(x)
+                if value is not None:
+                    label = name if run_id == "live" else f"{plotted.label} · {name}"
+                    found.append((label, value, self.run_colour(run_id).name()))
+        return found
+
+
+class _Hover(QObject):
+    """A vertical cursor across the three plots and the values under it."""
+
+    def __init__(self, plots: LivePlots) -> None:
+        super().__init__(plots)
+        self.plots = plots
+        self.lines = {}
+        self.texts = {}
+        for name, widget in plots._plots.items():
+            line = pg.InfiniteLine(angle=90, movable=False, pen=pg.mkPen("#999", width=1))
+            line.setVisible(False)
+            widget.getPlotItem().addItem(line, ignoreBounds=True)
+            text = pg.TextItem(anchor=(0, 0), fill=pg.mkBrush(255, 255, 255, 220),
+                               border=pg.mkPen("#bbb"))
+            text.setZValue(100)
+            text.setVisible(False)
+            widget.getPlotItem().addItem(text, ignoreBounds=True)
+            self.lines[name], self.texts[name] = line, text
+            widget.scene().sigMouseMoved.connect(
+                lambda pos, name=name: self._moved(name, pos))
+            widget.viewport().installEventFilter(self)
+
+    def eventFilter(self, watched, event) -> bool:
+        from PySide6.QtCore import QEvent
+
+        if event.type() == QEvent.Type.Leave:
+            self.hide()
+        return False
+
+    def hide(self) -> None:
+        for item in (*self.lines.values(), *self.texts.values()):
+            item.setVisible(False)
+
+    def _moved(self, plot_name: str, scene_pos) -> None:
+        plot = self.plots._plots[plot_name].getPlotItem()
+        if not plot.sceneBoundingRect().contains(scene_pos):
+            self.hide()
+            return
+        point = plot.vb.mapSceneToView(scene_pos)
+        self.show_at(plot_name, point.x(), point.y())
+
+    def show_at(self, plot_name: str, x: float, y: float | None = None) -> str:
+        """Put the cursor at epoch ``x`` and list the values there; returns the text."""
+        for line in self.lines.values():
+            line.setPos(x)
+            line.setVisible(True)
+        values = self.plots.values_near(plot_name, x)
+        text = self.texts[plot_name]
+        for other in self.texts.values():
+            if other is not text:
+                other.setVisible(False)
+        if not values:
+            text.setVisible(False)
+            return ""
+        lines = [f"epoch {x:.2f}"]
+        for label, value, colour in values:
+            shown = f"{value:.3g}" if plot_name == "lr" else (
+                f"{value:.1f} %" if plot_name == "accuracy" else f"{value:.4f}")
+            lines.append(f"<span style='color:{colour}'>■</span> {label}: {shown}")
+        html = "<div style='color:#222; font-size:9pt'>" + "<br>".join(lines) + "</div>"
+        text.setHtml(html)
+        (x0, x1), (y0, y1) = self.plots._plots[plot_name].getPlotItem().vb.viewRange()
+        # Keep the box inside the view: flip it to the left of the cursor past the middle.
+        text.setAnchor((1, 0) if x > (x0 + x1) / 2 else (0, 0))
+        text.setPos(x, y1)
+        text.setVisible(True)
+        return "\n".join(lines)
