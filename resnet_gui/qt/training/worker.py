@@ -23,7 +23,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 import numpy as np
-from PySide6.QtCore import QCoreApplication, QDeadlineTimer, QObject, QThread, Signal, Slot
+from PySide6.QtCore import QCoreApplication, QDeadlineTimer, QObject, Qt, QThread, Signal, Slot
 
 from resnet_gui.engine.events import Callback, EpochEnd, StepEnd, TrainEnd, TrainStart
 from resnet_gui.engine.runs import Run, RunRecorder, RunStore
@@ -359,7 +359,9 @@ class TrainingController(QObject):
         worker.epoch_end.connect(self._on_epoch_end)
         worker.returned.connect(self._on_returned)
         worker.errored.connect(self._on_errored)
-        worker.finished.connect(thread.quit)
+        # Direct: QThread.quit is thread-safe, and a queued quit would never reach a GUI
+        # thread that is blocked in wait() (closing the window mid-run).
+        worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
         worker.finished.connect(worker.deleteLater)
         thread.finished.connect(self._on_thread_finished)
         thread.finished.connect(thread.deleteLater)
