@@ -221,7 +221,17 @@ def random_architecture(rng: random.Random) -> Architecture:
     )
 
 
-def test_random_architectures_analyse_like_a_real_forward_pass_or_are_refused():
+@pytest.fixture
+def one_thread():
+    """Tiny tensors gain nothing from threads, and on a busy 2-core machine the thread pool's
+    waiting makes each op 30x slower."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_random_architectures_analyse_like_a_real_forward_pass_or_are_refused(one_thread):
     rng = random.Random(20240611)
     outcomes = {"analysed": 0, "invalid": 0, "too small": 0}
     for _ in range(300):
