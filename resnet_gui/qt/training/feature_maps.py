@@ -82,7 +82,7 @@ class FeatureMapView(QWidget):
 
         self.layer_tree = QTreeWidget()
         self.layer_tree.setObjectName("featureLayerTree")
-        self.layer_tree.setHeaderLabels(["Layer", "Type"])
+        self.layer_tree.setHeaderLabels(["Layer", "Type", "Output"])
         self.layer_tree.setUniformRowHeights(True)
         self.layer_tree.setMinimumWidth(200)
         self.layer_tree.currentItemChanged.connect(lambda *_: self._request())
@@ -149,29 +149,39 @@ class FeatureMapView(QWidget):
 
     # -- inputs --------------------------------------------------------------------------
 
-    def set_layers(self, layers: list[tuple[str, str]]) -> None:
-        """(qualified module name, type name) in model order; the selection survives when
-        the same name is still there."""
+    def set_layers(self, layers: list[tuple[str, str, tuple[int, ...]]]) -> None:
+        """(qualified module name, type name, output shape) in model order. Layers without
+        spatial maps (flatten, fc) are listed but cannot be chosen. The selection survives
+        when the same name is still there."""
         keep = self.current_layer
         self.layer_tree.blockSignals(True)
         try:
             self.layer_tree.clear()
             items: dict[str, QTreeWidgetItem] = {}
-            for name, type_name in layers:
+            first_spatial = None
+            for name, type_name, shape in layers:
                 parent_name = name.rsplit(".", 1)[0] if "." in name else None
                 parent = items.get(parent_name) if parent_name else None
-                item = QTreeWidgetItem([name.rsplit(".", 1)[-1], type_name])
+                item = QTreeWidgetItem([name.rsplit(".", 1)[-1], type_name,
+                                        "×".join(str(size) for size in shape)])
                 item.setData(0, NAME_ROLE, name)
                 item.setToolTip(0, name)
+                if len(shape) != 3:
+                    item.setDisabled(True)
+                    item.setToolTip(0, f"{name} has no spatial maps to show")
+                elif first_spatial is None:
+                    first_spatial = item
                 if parent is None:
                     self.layer_tree.addTopLevelItem(item)
                 else:
                     parent.addChild(item)
                 items[name] = item
-            self.layer_tree.resizeColumnToContents(0)
+            self.layer_tree.expandToDepth(0)
+            for column in range(3):
+                self.layer_tree.resizeColumnToContents(column)
             target = items.get(keep) if keep else None
-            if target is None and layers:
-                target = items[layers[0][0]]
+            if target is None or target.isDisabled():
+                target = first_spatial
             if target is not None:
                 self.layer_tree.setCurrentItem(target)
         finally:

@@ -46,7 +46,7 @@ class InspectPanel(QWidget):
         session.probe_ready.connect(self.feature_maps.show_probe)
         session.probe_message.connect(self.feature_maps.show_message)
         session.architecture_changed.connect(self._architecture_changed)
-        session.run_started.connect(lambda _: self.refresh_layers())
+        session.run_started.connect(lambda _: self._architecture_changed())
         session.idle.connect(self._architecture_changed)
         if session.images is not None:
             self._on_images(session.images)

@@ -226,18 +226,23 @@ class TrainingSession(QObject):
 
     # -- feature maps --------------------------------------------------------------------
 
-    def layers(self) -> list[tuple[str, str]]:
-        """(qualified name, type) of every module of the current network, Identity skipped."""
-        from resnet_gui.engine.model import build_model
+    def layers(self) -> list[tuple[str, str, tuple[int, ...]]]:
+        """(qualified name, type, output shape) of every layer, as the layer table lists
+        them (the same analysis, so the same names), for the network as it will be fed."""
+        from resnet_gui.engine.analysis import analyse
 
         arch = self.run_architecture if self.active and self.run_architecture else (
-            self.architecture.get())
+            fit_architecture(self.architecture.get(), self.data))
+        input_shape = None
+        if self.images is not None:
+            size = self._last_recipe.resize if self._last_recipe is not None else None
+            height, width = (size, size) if size else self.images.images.shape[2:]
+            input_shape = (arch.in_channels, int(height), int(width))
         try:
-            model = build_model(arch, device="meta")
+            analysis = analyse(arch, input_shape)
         except UserError:
             return []
-        return [(name, type(module).__name__) for name, module in model.named_modules()
-                if name and type(module).__name__ != "Identity"]
+        return [(row.name, row.type, tuple(row.output_shape)) for row in analysis.layers]
 
     def request_probe(self, layer: str, image_index: int) -> None:
         """Show ``layer`` for test image ``image_index``: from the worker at the next epoch

@@ -118,7 +118,7 @@ class RecipeForm(QWidget):
         self.setObjectName("recipeForm")
         self._base = Recipe()  # fields the form does not show keep the shown recipe's values
 
-        self.dataset_combo = _combo("datasetCombo", DATASET_CHOICES)
+        self.dataset_combo = _combo("trainDatasetCombo", DATASET_CHOICES)
         self.folder_edit = QLineEdit()
         self.folder_edit.setObjectName("dataFolderEdit")
         self.folder_edit.setClearButtonEnabled(True)

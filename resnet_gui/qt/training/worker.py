@@ -36,6 +36,19 @@ from resnet_gui.spec.recipe import Recipe
 _LIVE_THREADS: "weakref.WeakSet[QThread]" = weakref.WeakSet()
 
 
+_CONTROLLERS: "weakref.WeakSet[TrainingController]" = weakref.WeakSet()
+
+
+def stop_all_training(timeout_ms: int = 30_000) -> None:
+    """Stop every live run and wait for its thread (test clean-up, application exit)."""
+    for controller in list(_CONTROLLERS):
+        try:
+            controller.stop()
+            controller.wait(timeout_ms)
+        except RuntimeError:  # its C++ object is already gone
+            continue
+
+
 def running_training_threads() -> list[QThread]:
     alive = []
     for thread in list(_LIVE_THREADS):
@@ -319,6 +332,7 @@ class TrainingController(QObject):
         self._state = IDLE
         self.last_model: Any = None  # the model of the last run, once its thread has ended
         self.last_end: TrainEnd | None = None
+        _CONTROLLERS.add(self)
         app = QCoreApplication.instance()
         if app is not None:  # quitting without closing the window still waits for the run
             app.aboutToQuit.connect(self.shutdown)
