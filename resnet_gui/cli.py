@@ -26,11 +26,16 @@ def _subcommand_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"resnet-gui {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    import importlib.util
+
     from resnet_gui.commands import arch as arch_commands
-    from resnet_gui.commands import train as train_command
 
     arch_commands.add_parsers(commands)
-    train_command.add_parser(commands)
+    # The train command lands on its own branch; until then the others still work.
+    if importlib.util.find_spec("resnet_gui.commands.train") is not None:
+        from resnet_gui.commands import train as train_command
+
+        train_command.add_parser(commands)
     return parser
 
 
@@ -64,6 +69,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as error:
         print(f"resnet-gui: error: {error}", file=sys.stderr)
         return error.exit_code
+    except BrokenPipeError:
+        # The reader went away (``resnet-gui summary ... | head``): not an error.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("resnet-gui: interrupted", file=sys.stderr)
         return 130
