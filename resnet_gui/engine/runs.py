@@ -17,12 +17,12 @@ import math
 import os
 import secrets
 import shutil
-import sys
 import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
+from resnet_gui.engine.data import user_data_dir
 from resnet_gui.engine.events import Callback, EpochEnd, StepEnd, TrainEnd, TrainStart
 from resnet_gui.errors import UserError
 from resnet_gui.spec.model import Architecture
@@ -42,17 +42,6 @@ EPOCH_FIELDS = (
     "epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr",
     "seconds", "examples_per_sec",
 )
-
-
-def user_data_dir() -> Path:
-    """The per-user folder of resnet-gui's own files, by each platform's convention."""
-    if sys.platform == "win32":
-        base = Path(os.environ.get("LOCALAPPDATA") or Path.home() / "AppData" / "Local")
-    elif sys.platform == "darwin":
-        base = Path.home() / "Library" / "Application Support"
-    else:
-        base = Path(os.environ.get("XDG_DATA_HOME") or Path.home() / ".local" / "share")
-    return base / "resnet-gui"
 
 
 def default_runs_dir() -> Path:
@@ -322,11 +311,14 @@ class RunRecorder(Callback):
         self._save()
 
     def on_exception(self, error: BaseException) -> None:
-        self.fail(str(error) or type(error).__name__)
+        from resnet_gui.engine.trainer import DivergedError
 
-    def fail(self, message: str) -> None:
-        """Mark the run as ended by an error (also used when the data never loaded)."""
-        self._update(status="error", message=message,
+        status = "diverged" if isinstance(error, DivergedError) else "error"
+        self.fail(str(error) or type(error).__name__, status)
+
+    def fail(self, message: str, status: str = "error") -> None:
+        """Mark the run as ended by an error (also when the trainer could not be built)."""
+        self._update(status=status, message=message,
                      seconds=time.monotonic() - self._started)
         try:
             self._save()

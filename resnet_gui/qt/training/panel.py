@@ -122,6 +122,8 @@ class TrainingPanel(QWidget):
         self._start_info: TrainStart | None = None
         self._started_at = 0.0
         self._paused_since: float | None = None
+        self._notices: list[str] = []
+        self._status = ""
         self._paused_total = 0.0
         self._progress_timer = QTimer(self)
         self._progress_timer.setInterval(250)
@@ -133,6 +135,7 @@ class TrainingPanel(QWidget):
         session.epoch.connect(self._on_epoch)
         session.run_ended.connect(self._on_run_ended)
         session.error.connect(self.show_error)
+        session.notice.connect(self._on_notice)
         session.idle.connect(self._on_idle)
         session.runs_changed.connect(self.refresh_runs)
         session.run_updated.connect(self.run_list.update_run)
@@ -154,6 +157,7 @@ class TrainingPanel(QWidget):
             self._start_info = None
             self._started_at = time.monotonic()
             self._paused_total, self._paused_since = 0.0, None
+            self._notices = []
             self.session.start(recipe)
         except UserError as problem:
             self.show_error(str(problem))
@@ -210,9 +214,17 @@ class TrainingPanel(QWidget):
         self._started_at = time.monotonic()
         self.progress.setRange(0, max(1, event.total_steps))
         self.progress.setValue(event.start_step)
-        self.show_note(f"Training on {event.device} ({event.precision}), "
-                       f"{event.num_train:,} training and {event.num_test:,} test images.")
+        self._status = (f"Training on {event.device} ({event.precision}), "
+                        f"{event.num_train:,} training and {event.num_test:,} test images.")
+        self._show_status()
         self.run_list.set_live_run(self.session.live_run.run_id if self.session.live_run else None)
+
+    def _on_notice(self, message: str) -> None:
+        self._notices.append(message[:1].upper() + message[1:])
+        self._show_status()
+
+    def _show_status(self) -> None:
+        self.show_note("\n".join([self._status, *self._notices]).strip())
 
     def _on_step(self, event: StepEnd) -> None:
         self.plots.add_step(event)
@@ -227,10 +239,12 @@ class TrainingPanel(QWidget):
         summary = (f"{end.epoch} epochs, {end.step:,} steps in {format_duration(end.seconds)}."
                    f"{accuracy}")
         if end.reason == "completed":
-            self.show_note(f"Finished: {summary}")
+            self._status = f"Finished: {summary}"
+            self._show_status()
         elif end.reason in ("stopped", "max_steps"):
             kept = " The checkpoint is kept." if end.checkpoint else ""
-            self.show_note(f"Stopped: {summary}{kept}")
+            self._status = f"Stopped: {summary}{kept}"
+            self._show_status()
         else:
             self.show_error(end.message or f"The run ended: {end.reason}.")
 

@@ -28,7 +28,6 @@ from resnet_gui.qt.training.worker import (
     ProbeView,
     TrainingController,
     TrainingJob,
-    fit_architecture,
     prepare_probe,
 )
 from resnet_gui.spec.model import Architecture
@@ -56,6 +55,7 @@ class TrainingSession(QObject):
     epoch = Signal(object)  # EpochEnd
     run_ended = Signal(object)  # TrainEnd
     error = Signal(str)
+    notice = Signal(str)  # the engine's remarks (the bundled sample is in use, ...)
     idle = Signal()  # the worker thread has ended
     runs_changed = Signal()
     run_updated = Signal(object)  # RunSummary of the live run
@@ -98,6 +98,7 @@ class TrainingSession(QObject):
         c.epoch_end.connect(self._on_epoch_end)
         c.returned.connect(self._on_returned)
         c.errored.connect(self._on_errored)
+        c.notice.connect(self.notice)
         c.finished.connect(self._on_finished)
         self._images_loaded.connect(self._on_images_loaded)
         if architecture.subscribe is not None:
@@ -116,7 +117,7 @@ class TrainingSession(QObject):
         arch = self.architecture.get()
         self._last_recipe = recipe
         data = self.data if self._data_key == self._key(recipe) else None
-        self.run_architecture = fit_architecture(arch, data)
+        self.run_architecture = self._fit(arch, data, recipe)
         self.evaluation = None
         self.epochs_done = 0
         self.controller.start(TrainingJob(
@@ -197,6 +198,7 @@ class TrainingSession(QObject):
             else:
                 self._images_loaded.emit(key, bundle, None)
 
+        self._last_recipe = recipe
         self.probe_message.emit("Loading test images…")
         self._loader = threading.Thread(target=load, name="resnet-gui data", daemon=True)
         self._loader.start()
@@ -232,14 +234,9 @@ class TrainingSession(QObject):
         from resnet_gui.engine.analysis import analyse
 
         arch = self.run_architecture if self.active and self.run_architecture else (
-            fit_architecture(self.architecture.get(), self.data))
-        input_shape = None
-        if self.images is not None:
-            size = self._last_recipe.resize if self._last_recipe is not None else None
-            height, width = (size, size) if size else self.images.images.shape[2:]
-            input_shape = (arch.in_channels, int(height), int(width))
+            self._fit(self.architecture.get(), self.data, self._last_recipe))
         try:
-            analysis = analyse(arch, input_shape)
+            analysis = analyse(arch)
         except UserError:
             return []
         return [(row.name, row.type, tuple(row.output_shape)) for row in analysis.layers]
@@ -268,7 +265,7 @@ class TrainingSession(QObject):
         self.probe_ready.emit(probe, source)
 
     def _probe_model(self) -> tuple[Any, str]:
-        arch = fit_architecture(self.architecture.get(), self.data)
+        arch = self._fit(self.architecture.get(), self.data, self._last_recipe)
         trained = self.controller.last_model
         if trained is not None and self._trained_model_arch == arch:
             return trained, f"after training ({self.epochs_done} epochs)"
@@ -298,6 +295,16 @@ class TrainingSession(QObject):
         label = int(self.images.labels[image_index])
         return prepare_probe(layer, image_index, image, maps, label, predicted), source
 
+    @staticmethod
+    def _fit(arch: Architecture, data: Any, recipe: Recipe | None) -> Architecture:
+        """The architecture as the trainer will build it for this data (channels, classes,
+        input size)."""
+        if data is None:
+            return arch
+        from resnet_gui.engine.trainer import fit_architecture
+
+        return fit_architecture(arch, data, recipe or Recipe())
+
     def _network_input(self, image_index: int, model: Any):
         """One test image as the network sees it (resized, normalised, on the model's device)."""
         from resnet_gui.engine.data import preprocess  # type: ignore
@@ -313,7 +320,7 @@ class TrainingSession(QObject):
     @Slot(object)
     def _on_data_ready(self, bundle: Any) -> None:
         if self.run_architecture is not None:
-            self.run_architecture = fit_architecture(self.run_architecture, bundle)
+            self.run_architecture = self._fit(self.run_architecture, bundle, self._last_recipe)
         if self._last_recipe is not None and bundle is not self.data:
             self._set_data(self._key(self._last_recipe), bundle)
 

@@ -27,7 +27,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from resnet_gui.spec.recipe import CHAPTER_RECIPE, Recipe, validate_recipe
+from resnet_gui.spec.recipe import CHAPTER_RECIPE, RECIPE_PRESETS, Recipe, validate_recipe
 
 DATASET_CHOICES = (
     ("fashion-mnist", "Fashion-MNIST"),
@@ -76,19 +76,10 @@ def default_data_dir_text() -> str:
 
 
 def device_default_recipe() -> Recipe:
-    """Settings that train well on this machine: the engine's `fmnist-fast` recipe on a CPU,
-    the library defaults (cosine SGD, bf16/fp16 where supported) on a GPU."""
-    import torch
-
-    gpu = torch.cuda.is_available()
-    if not gpu:
-        try:
-            from resnet_gui.engine.recipes import get_recipe_preset  # type: ignore
-
-            return get_recipe_preset("fmnist-fast").recipe
-        except Exception:
-            pass
-    return Recipe(epochs=10, batch_size=256 if gpu else 128, lr=0.1 if gpu else 0.05)
+    """Settings that train well here: the `fmnist-fast` recipe (one-cycle Nesterov SGD, batch
+    256, 93 % on Fashion-MNIST in under five minutes on a 2-core CPU); device and precision
+    "auto" pick the GPU and bf16/fp16 where there is one."""
+    return RECIPE_PRESETS["fmnist-fast"]
 
 
 def _combo(name: str, choices) -> QComboBox:

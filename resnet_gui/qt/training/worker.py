@@ -191,6 +191,9 @@ class _Forwarder(Callback):
     def on_batch_end(self, event: StepEnd) -> None:
         self.worker.batch_end.emit(event)
 
+    def on_notice(self, message: str) -> None:
+        self.worker.notice.emit(message)
+
     def on_epoch_end(self, event: EpochEnd) -> None:
         probe = None
         if event.probe is not None:
@@ -225,6 +228,7 @@ class TrainingWorker(QObject):
     epoch_end = Signal(object)  # EpochUpdate
     returned = Signal(object)  # TrainEnd
     errored = Signal(str)  # one sentence for the user
+    notice = Signal(str)  # a sentence the user should see; the run goes on
     finished = Signal()  # always last
 
     def __init__(self, job: TrainingJob, controls: RunControls) -> None:
@@ -257,7 +261,9 @@ class TrainingWorker(QObject):
         if data is None:
             data = (job.data_loader or _default_data_loader)(job.recipe)
         self.data_ready.emit(data)
-        arch = fit_architecture(job.architecture, data)
+        from resnet_gui.engine.trainer import fit_architecture
+
+        arch = fit_architecture(job.architecture, data, job.recipe)
         run: Run | None = None
         if job.store is not None:  # recorded once the data is there: a typo is not a run
             run = job.store.create(arch, job.recipe)
@@ -293,18 +299,6 @@ class TrainingWorker(QObject):
         self.returned.emit(end)
 
 
-def fit_architecture(arch: Architecture, data: Any) -> Architecture:
-    """The architecture with the data's input channels and number of classes."""
-    if data is None:
-        return arch
-    images = data.test_images
-    channels = int(images.shape[1]) if images.ndim == 4 else 1
-    classes = len(data.class_names)
-    if (arch.in_channels, arch.num_classes) == (channels, classes):
-        return arch
-    return arch.replace(in_channels=channels, num_classes=classes)
-
-
 IDLE, STARTING, RUNNING, PAUSED, STOPPING = "idle", "starting", "running", "paused", "stopping"
 
 
@@ -321,6 +315,7 @@ class TrainingController(QObject):
     epoch_end = Signal(object)
     returned = Signal(object)
     errored = Signal(str)
+    notice = Signal(str)
     finished = Signal()
     state_changed = Signal(str)
 
@@ -373,6 +368,7 @@ class TrainingController(QObject):
         worker.epoch_end.connect(self._on_epoch_end)
         worker.returned.connect(self._on_returned)
         worker.errored.connect(self._on_errored)
+        worker.notice.connect(self._on_notice)
         # Direct: QThread.quit is thread-safe, and a queued quit would never reach a GUI
         # thread that is blocked in wait() (closing the window mid-run).
         worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
@@ -460,6 +456,10 @@ class TrainingController(QObject):
     @Slot(str)
     def _on_errored(self, message: str) -> None:
         self.errored.emit(message)
+
+    @Slot(str)
+    def _on_notice(self, message: str) -> None:
+        self.notice.emit(message)
 
     @Slot()
     def _on_thread_finished(self) -> None:
