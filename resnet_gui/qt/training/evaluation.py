@@ -69,7 +69,7 @@ class ConfusionModel(QAbstractTableModel):
     def headerData(self, section: int, orientation, role=Qt.ItemDataRole.DisplayRole):  # noqa: N802
         if role == Qt.ItemDataRole.DisplayRole:
             name = self._name(section)
-            return name if orientation == Qt.Orientation.Vertical else name[:10]
+            return name
         if role == Qt.ItemDataRole.ToolTipRole:
             kind = "true class" if orientation == Qt.Orientation.Vertical else "predicted"
             return f"{kind}: {self._name(section)}"
@@ -115,15 +115,19 @@ class EvaluationView(QWidget):
         plot.setMouseEnabled(x=False, y=False)
         plot.hideButtons()
         plot.invertY(True)
+        left = plot.getAxis("left")
+        left.setStyle(hideOverlappingLabels=False, autoExpandTextSpace=True)
+        left.setTextPen("#222")
         self.bars = pg.BarGraphItem(x0=[], y=[], height=0.7, width=[],
                                     brush=pg.mkBrush("#1f77b4"), pen=pg.mkPen(None))
         plot.addItem(self.bars)
         self.accuracy_plot.setMinimumWidth(260)
+        self._bar_labels: list[pg.TextItem] = []
 
         self.gallery_label = QLabel("Train a network to see its mistakes.")
         self.gallery_label.setObjectName("galleryLabel")
         self.gallery_label.setWordWrap(True)
-        self.gallery = ImageStrip(size=56, wrap=True)
+        self.gallery = ImageStrip(size=56, wrap=True, caption_lines=3)
         self.gallery.setObjectName("mistakesGallery")
         self.gallery.setMinimumHeight(140)
 
@@ -137,6 +141,7 @@ class EvaluationView(QWidget):
         top.addWidget(self.accuracy_plot)
         top.setStretchFactor(0, 3)
         top.setStretchFactor(1, 2)
+        top.setSizes([900, 500])
         bottom = QWidget()
         bottom_layout = QVBoxLayout(bottom)
         bottom_layout.setContentsMargins(0, 0, 0, 0)
@@ -170,8 +175,16 @@ class EvaluationView(QWidget):
         self.bars.setOpts(x0=np.zeros(count), y=np.arange(count), width=accuracy, height=0.7)
         plot = self.accuracy_plot.getPlotItem()
         plot.getAxis("left").setTicks([[(i, names[i] if i < len(names) else str(i))
-                                        for i in range(count)]])
-        plot.setXRange(0, 100, padding=0.02)
+                                        for i in range(count)], []])
+        for label in self._bar_labels:
+            plot.removeItem(label)
+        self._bar_labels = []
+        for i, value in enumerate(accuracy):
+            label = pg.TextItem(f"{value:.1f} %", color="#222", anchor=(0, 0.5))
+            label.setPos(float(value) + 1, i)
+            plot.addItem(label)
+            self._bar_labels.append(label)
+        plot.setXRange(0, 112, padding=0.0)  # room for the value beside a full bar
         plot.setYRange(-0.6, count - 0.4, padding=0)
         self.show_most_wrong()
 
@@ -179,6 +192,9 @@ class EvaluationView(QWidget):
         self.evaluation = None
         self.model.set_confusion(np.zeros((0, 0), np.int64), ())
         self.bars.setOpts(x0=[], y=[], width=[])
+        for label in self._bar_labels:
+            self.accuracy_plot.getPlotItem().removeItem(label)
+        self._bar_labels = []
         self.gallery.clear()
         self.gallery_label.setText("Train a network to see its mistakes.")
 
@@ -201,7 +217,7 @@ class EvaluationView(QWidget):
         for index, guess, sure in zip(indices, predicted, confidence):
             true = self.images.class_name(int(self.images.labels[index]))
             guessed = names[guess] if guess < len(names) else str(guess)
-            captions.append(f"{guessed[:9]} {100 * sure:.0f}%\n≠ {true[:11]}")
+            captions.append(f"{guessed} {100 * sure:.0f}%\n≠ {true}")
             tips.append(f"test image #{index}: predicted {guessed} with {100 * sure:.1f} % "
                         f"confidence; it is {true}")
         self.gallery.set_images(self.images, indices, captions, tips)

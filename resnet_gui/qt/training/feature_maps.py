@@ -84,7 +84,7 @@ class FeatureMapView(QWidget):
         self.layer_tree.setObjectName("featureLayerTree")
         self.layer_tree.setHeaderLabels(["Layer", "Type", "Output"])
         self.layer_tree.setUniformRowHeights(True)
-        self.layer_tree.setMinimumWidth(200)
+        self.layer_tree.setMinimumWidth(300)
         self.layer_tree.currentItemChanged.connect(lambda *_: self._request())
 
         self.class_combo = QComboBox()
@@ -98,11 +98,20 @@ class FeatureMapView(QWidget):
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
         self.graphics.setObjectName("featureMapGraphics")
-        self.input_box = self.graphics.addViewBox(row=0, col=0, lockAspect=True, invertY=True,
+        # Left: the input and the enlarged channel, stacked; right: the mosaic, large.
+        self.input_title = self.graphics.addLabel("input image", row=0, col=0, color="#333")
+        self.input_box = self.graphics.addViewBox(row=1, col=0, lockAspect=True, invertY=True,
                                                   enableMouse=False)
         self.input_item = pg.ImageItem(axisOrder="row-major")
         self.input_box.addItem(self.input_item)
-        self.maps_box = self.graphics.addViewBox(row=0, col=1, lockAspect=True, invertY=True)
+        self.channel_title = self.graphics.addLabel("click a tile to enlarge it", row=2, col=0,
+                                                    color="#333")
+        self.channel_box = self.graphics.addViewBox(row=3, col=0, lockAspect=True, invertY=True,
+                                                    enableMouse=False)
+        self.channel_item = pg.ImageItem(axisOrder="row-major")
+        self.channel_box.addItem(self.channel_item)
+        self.maps_box = self.graphics.addViewBox(row=0, col=1, rowspan=4, lockAspect=True,
+                                                 invertY=True)
         self.maps_item = ClickableImage(axisOrder="row-major")
         self.maps_box.addItem(self.maps_item)
         self.maps_item.clicked.connect(self._clicked)
@@ -110,18 +119,15 @@ class FeatureMapView(QWidget):
         self.highlight.setPen(pg.mkPen("#ff7f0e", width=0))
         self.highlight.setVisible(False)
         self.maps_box.addItem(self.highlight)
-        self.channel_box = self.graphics.addViewBox(row=0, col=2, lockAspect=True, invertY=True,
-                                                    enableMouse=False)
-        self.channel_item = pg.ImageItem(axisOrder="row-major")
-        self.channel_box.addItem(self.channel_item)
         self.colour_bar = pg.ColorBarItem(values=(0, 1), colorMap=POSITIVE_COLOURS,
                                           interactive=False, width=12)
         self.colour_bar.setImageItem([self.maps_item, self.channel_item])
-        self.graphics.addItem(self.colour_bar, row=0, col=3)
-        layout_ = self.graphics.ci.layout
-        layout_.setColumnStretchFactor(0, 2)
-        layout_.setColumnStretchFactor(1, 6)
-        layout_.setColumnStretchFactor(2, 2)
+        self.graphics.addItem(self.colour_bar, row=0, col=2, rowspan=4)
+        grid = self.graphics.ci.layout
+        grid.setColumnStretchFactor(0, 1)
+        grid.setColumnStretchFactor(1, 4)
+        grid.setRowStretchFactor(1, 1)
+        grid.setRowStretchFactor(3, 1)
 
         self.info_label = QLabel("Choose a layer and a test image.")
         self.info_label.setObjectName("featureInfoLabel")
@@ -142,7 +148,7 @@ class FeatureMapView(QWidget):
         splitter.addWidget(self.layer_tree)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([240, 900])
+        splitter.setSizes([330, 1200])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
@@ -177,13 +183,19 @@ class FeatureMapView(QWidget):
                     parent.addChild(item)
                 items[name] = item
             self.layer_tree.expandToDepth(0)
-            for column in range(3):
-                self.layer_tree.resizeColumnToContents(column)
             target = items.get(keep) if keep else None
             if target is None or target.isDisabled():
                 target = first_spatial
             if target is not None:
                 self.layer_tree.setCurrentItem(target)
+            # The tree shows every name whole (those of the layer table), children included.
+            self.layer_tree.expandAll()
+            for column in range(3):
+                self.layer_tree.resizeColumnToContents(column)
+            self.layer_tree.collapseAll()
+            self.layer_tree.expandToDepth(0)
+            if target is not None:
+                self.layer_tree.scrollToItem(target)
         finally:
             self.layer_tree.blockSignals(False)
         self._request()
@@ -247,9 +259,8 @@ class FeatureMapView(QWidget):
         self.probe = probe
         low, high, signed = robust_levels(probe.maps)
         colours = SIGNED_COLOURS if signed else POSITIVE_COLOURS
-        # Padding shows as the low end, so tiles stay apart without a special colour.
-        mosaic = np.where(np.isfinite(probe.mosaic), probe.mosaic, low).astype(np.float32)
-        self.maps_item.setImage(mosaic, levels=(low, high), autoLevels=False)
+        # The padding between tiles is NaN, which an ImageItem leaves transparent.
+        self.maps_item.setImage(probe.mosaic, levels=(low, high), autoLevels=False)
         self.colour_bar.setColorMap(colours)
         self.colour_bar.setLevels((low, high))
         self.input_item.setImage(_display_image(probe.image), autoLevels=True)
@@ -266,7 +277,7 @@ class FeatureMapView(QWidget):
             predicted = f", predicted {guess}" + (" ✓" if probe.predicted == probe.label else " ✗")
         self.info_label.setText(
             f"<b>{probe.layer}</b>: {probe.channels} channels of {height}×{width} · test image "
-            f"#{probe.image_index} ({name}{predicted}) · {source}. Click a tile to enlarge it.")
+            f"#{probe.image_index} ({name}{predicted}) · {source}.")
 
     def show_message(self, text: str) -> None:
         self.info_label.setText(text)
@@ -291,7 +302,7 @@ class FeatureMapView(QWidget):
         self.highlight.setRect(column * (width + MOSAIC_PAD) - 0.5, row * (height + MOSAIC_PAD) - 0.5,
                                width + 1, height + 1)
         self.highlight.setVisible(True)
-        self.channel_box.setToolTip(f"channel {channel}")
+        self.channel_title.setText(f"channel {channel} of {probe.channels}")
 
     # -- internals -----------------------------------------------------------------------
 

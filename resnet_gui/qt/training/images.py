@@ -71,9 +71,14 @@ INDEX_ROLE = Qt.ItemDataRole.UserRole
 class ImageStrip(QListWidget):
     """A wrapping or single-row strip of test-image thumbnails; each item keeps its index."""
 
-    def __init__(self, size: int = 48, wrap: bool = False, parent: QWidget | None = None) -> None:
+    def __init__(self, size: int = 48, wrap: bool = False, caption_lines: int = 0,
+                 parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.thumb_size = size
+        if caption_lines:  # cells wide enough for a class name under each thumbnail
+            line = self.fontMetrics().height()
+            self.setGridSize(QSize(size + 56, size + 8 + caption_lines * line))
+            self.setWordWrap(True)
         self.setViewMode(QListView.ViewMode.IconMode)
         self.setIconSize(QSize(size, size))
         self.setMovement(QListView.Movement.Static)

@@ -93,8 +93,8 @@ class TrainingPanel(QWidget):
         left = QWidget()
         left_layout = QVBoxLayout(left)
         left_layout.setContentsMargins(0, 0, 0, 0)
-        left_layout.addWidget(settings_box, 1)
         left_layout.addWidget(run_box)
+        left_layout.addWidget(settings_box, 1)
         left.setMinimumWidth(300)
         left.setMaximumWidth(420)
 

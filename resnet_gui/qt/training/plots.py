@@ -14,7 +14,7 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QColor
-from PySide6.QtWidgets import QHBoxLayout, QSizePolicy, QSplitter, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QSizePolicy, QWidget
 
 from resnet_gui.engine.events import EpochEnd, StepEnd
 from resnet_gui.engine.runs import RunLog
@@ -95,6 +95,7 @@ CURVES = (
     ("train_accuracy", "train acc", "accuracy", False),
     ("test_accuracy", "test acc", "accuracy", True),
     ("lr", "learning rate", "lr", False),
+    ("speed", "examples/s", "speed", False),
 )
 
 
@@ -117,6 +118,7 @@ class RunCurves:
         self.series["train_loss"].append(x, self._loss_smoother(event.loss))
         self.series["train_accuracy"].append(x, 100.0 * self._accuracy_smoother(event.accuracy))
         self.series["lr"].append(x, event.lr)
+        self.series["speed"].append(x, event.examples_per_sec)
         self.dirty = True
 
     def add_epoch(self, event: EpochEnd) -> None:
@@ -187,13 +189,17 @@ class LivePlots(QWidget):
         self.loss_plot = _make_plot("lossPlot", "Loss", "cross-entropy")
         self.accuracy_plot = _make_plot("accuracyPlot", "Accuracy", "%")
         self.lr_plot = _make_plot("lrPlot", "Learning rate", "lr")
-        self.lr_plot.setMinimumHeight(90)
-        for plot in (self.accuracy_plot, self.lr_plot):
+        self.speed_plot = _make_plot("speedPlot", "Training speed", "examples/s")
+        for plot in (self.lr_plot, self.speed_plot):
+            plot.setMinimumHeight(100)
+        for plot in (self.accuracy_plot, self.lr_plot, self.speed_plot):
             # The loss plot's auto-range leads; the others follow its epoch axis.
             plot.getPlotItem().setXLink(self.loss_plot.getPlotItem())
             plot.getPlotItem().enableAutoRange(x=False)
-        self.lr_plot.getPlotItem().enableAutoRange(y=False)
-        self._plots = {"loss": self.loss_plot, "accuracy": self.accuracy_plot, "lr": self.lr_plot}
+        for plot in (self.lr_plot, self.speed_plot):
+            plot.getPlotItem().enableAutoRange(y=False)
+        self._plots = {"loss": self.loss_plot, "accuracy": self.accuracy_plot,
+                       "lr": self.lr_plot, "speed": self.speed_plot}
         # Loss falls and accuracy rises: their legends sit where the curves are not.
         self._legends = {
             name: self._plots[name].getPlotItem().addLegend(
@@ -202,21 +208,17 @@ class LivePlots(QWidget):
         }
         self._hover = _Hover(self)
 
-        top = QHBoxLayout()
-        top.setContentsMargins(0, 0, 0, 0)
-        top.addWidget(self.loss_plot)
-        top.addWidget(self.accuracy_plot)
-        upper = QWidget()
-        upper.setLayout(top)
-        splitter = QSplitter(Qt.Orientation.Vertical)
-        splitter.addWidget(upper)
-        splitter.addWidget(self.lr_plot)
-        splitter.setStretchFactor(0, 4)
-        splitter.setStretchFactor(1, 1)
-        splitter.setChildrenCollapsible(False)
-        layout = QVBoxLayout(self)
-        layout.setContentsMargins(0, 0, 0, 0)
-        layout.addWidget(splitter)
+        # Each small plot sits under a big one of the same width, so linked epoch axes line
+        # up on screen.
+        grid = QGridLayout(self)
+        grid.setContentsMargins(0, 0, 0, 0)
+        grid.setSpacing(4)
+        grid.addWidget(self.loss_plot, 0, 0)
+        grid.addWidget(self.accuracy_plot, 0, 1)
+        grid.addWidget(self.lr_plot, 1, 0)
+        grid.addWidget(self.speed_plot, 1, 1)
+        grid.setRowStretch(0, 4)
+        grid.setRowStretch(1, 1)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
 
         self.live = RunCurves()
@@ -308,18 +310,24 @@ class LivePlots(QWidget):
             plotted.curves.dirty = False
             drew = True
         if drew:
-            self._fit_lr_axis()
+            self._fit_small_axes()
             self.refresh_count += 1
             self.refreshed.emit()
 
-    def _fit_lr_axis(self) -> None:
-        """From 0 to the largest rate shown: a constant rate is a line, not noise."""
+    def _fit_small_axes(self) -> None:
+        """From 0 to the largest value shown: a constant rate is a line, not noise."""
         top = 0.0
         for plotted in self._runs.values():
             _, rates = plotted.curves.series["lr"].finite()
             if len(rates):
                 top = max(top, float(rates.max()))
         self.lr_plot.getPlotItem().setYRange(0.0, top * 1.08 if top > 0 else 1.0, padding=0)
+        top = 0.0
+        for plotted in self._runs.values():
+            _, speeds = plotted.curves.series["speed"].finite()
+            if len(speeds):
+                top = max(top, float(speeds.max()))
+        self.speed_plot.getPlotItem().setYRange(0.0, top * 1.1 if top > 0 else 1.0, padding=0)
 
     def values_near(self, plot_name: str, x: float) -> list[tuple[str, float, str]]:
         """(label, value, colour) of every curve of ``plot_name`` at the point nearest ``x``."""
@@ -391,8 +399,8 @@ class _Hover(QObject):
             return ""
         lines = [f"epoch {x:.2f}"]
         for label, value, colour in values:
-            shown = f"{value:.3g}" if plot_name == "lr" else (
-                f"{value:.1f} %" if plot_name == "accuracy" else f"{value:.4f}")
+            shown = {"lr": f"{value:.3g}", "accuracy": f"{value:.1f} %",
+                     "speed": f"{value:,.0f}"}.get(plot_name, f"{value:.4f}")
             lines.append(f"<span style='color:{colour}'>■</span> {label}: {shown}")
         html = "<div style='color:#222; font-size:9pt'>" + "<br>".join(lines) + "</div>"
         text.setHtml(html)

@@ -211,6 +211,7 @@ class RecipeForm(QWidget):
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addLayout(form)
         layout.addLayout(buttons)
+        layout.addStretch(1)
 
         for widget in (self.subset_spin, self.resize_spin, self.epochs_spin, self.batch_spin,
                        self.seed_spin):
