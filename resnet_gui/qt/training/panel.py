@@ -212,6 +212,7 @@ class TrainingPanel(QWidget):
     def _on_run_started(self, event: TrainStart) -> None:
         self._start_info = event
         self._started_at = time.monotonic()
+        self.plots.set_planned_epochs(event.epochs)
         self.progress.setRange(0, max(1, event.total_steps))
         self.progress.setValue(event.start_step)
         self._status = (f"Training on {event.device} ({event.precision}), "
@@ -252,7 +253,7 @@ class TrainingPanel(QWidget):
         self._update_progress()
         self.progress.setFormat("idle" if self._last_step is None else "done — %p %")
         self.run_list.set_live_run(None)
-        self.plots.refresh()
+        self.plots.refresh(everything=True)
 
     def _update_progress(self) -> None:
         step, info = self._last_step, self._start_info
