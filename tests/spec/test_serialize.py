@@ -134,3 +134,14 @@ def test_a_failed_write_keeps_the_previous_file(tmp_path, monkeypatch):
     monkeypatch.undo()
     assert path.read_text() == "previous"
     assert os.listdir(tmp_path) == ["arch.json"]
+
+
+def test_saved_files_get_ordinary_permissions(tmp_path):
+    plain = tmp_path / "plain.json"
+    plain.write_text("{}")
+    saved = tmp_path / "saved.json"
+    save_file(build_preset("resnet18"), saved)
+    assert saved.stat().st_mode & 0o777 == plain.stat().st_mode & 0o777
+    os.chmod(saved, 0o640)  # an existing file keeps its mode
+    save_file(build_preset("resnet34"), saved)
+    assert saved.stat().st_mode & 0o777 == 0o640
