@@ -26,16 +26,11 @@ def _subcommand_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"resnet-gui {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    import importlib.util
-
     from resnet_gui.commands import arch as arch_commands
+    from resnet_gui.commands import train as train_command
 
     arch_commands.add_parsers(commands)
-    # The train command lands on its own branch; until then the others still work.
-    if importlib.util.find_spec("resnet_gui.commands.train") is not None:
-        from resnet_gui.commands import train as train_command
-
-        train_command.add_parser(commands)
+    train_command.add_parser(commands)
     return parser
 
 

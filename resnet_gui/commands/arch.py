@@ -48,7 +48,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
         "(torch.export): the network with freshly initialised weights.",
     )
     export.add_argument("arch", metavar="ARCH", help=ARCH_HELP)
-    export.add_argument("--format", required=True, choices=EXPORT_FORMATS, dest="fmt")
+    export.add_argument("--format", required=True, choices=EXPORT_FORMATS, dest="fmt",
+                        help="what to write (onnx needs the onnx and onnxscript packages)")
     export.add_argument("--out", required=True, metavar="FILE", help="file to write")
     _add_shape_options(export)
     export.set_defaults(func=run_export)

@@ -15,6 +15,14 @@ from resnet_gui.spec.presets import build_preset
 TABLE1 = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)  # small tensors: threads only add waiting on a busy machine
+    yield
+    torch.set_num_threads(threads)
+
+
 def param_count(model: nn.Module) -> int:
     return sum(p.numel() for p in model.parameters())
 
