@@ -84,7 +84,7 @@ class FeatureMapView(QWidget):
         self.layer_tree.setObjectName("featureLayerTree")
         self.layer_tree.setHeaderLabels(["Layer", "Type", "Output"])
         self.layer_tree.setUniformRowHeights(True)
-        self.layer_tree.setMinimumWidth(300)
+        self.layer_tree.setMinimumWidth(320)
         self.layer_tree.currentItemChanged.connect(lambda *_: self._request())
 
         self.class_combo = QComboBox()
@@ -133,6 +133,11 @@ class FeatureMapView(QWidget):
         self.info_label.setObjectName("featureInfoLabel")
         self.info_label.setWordWrap(True)
         self.info_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        # Messages (loading, waiting for the epoch end) go here, under what is shown.
+        self.status_label = QLabel("")
+        self.status_label.setObjectName("featureStatusLabel")
+        self.status_label.setWordWrap(True)
+        self.status_label.setStyleSheet("color: #555;")
 
         chooser = QHBoxLayout()
         chooser.addWidget(QLabel("Test image"))
@@ -144,18 +149,20 @@ class FeatureMapView(QWidget):
         right_layout.addLayout(chooser)
         right_layout.addWidget(self.graphics, 1)
         right_layout.addWidget(self.info_label)
+        right_layout.addWidget(self.status_label)
         splitter = QSplitter(Qt.Orientation.Horizontal)
         splitter.addWidget(self.layer_tree)
         splitter.addWidget(right)
         splitter.setStretchFactor(1, 1)
-        splitter.setSizes([330, 1200])
+        splitter.setSizes([390, 1200])
         layout = QVBoxLayout(self)
         layout.setContentsMargins(0, 0, 0, 0)
         layout.addWidget(splitter)
 
     # -- inputs --------------------------------------------------------------------------
 
-    def set_layers(self, layers: list[tuple[str, str, tuple[int, ...]]]) -> None:
+    def set_layers(self, layers: list[tuple[str, str, tuple[int, ...]]],
+                   preferred: str | None = None) -> None:
         """(qualified module name, type name, output shape) in model order. Layers without
         spatial maps (flatten, fc) are listed but cannot be chosen. The selection survives
         when the same name is still there."""
@@ -183,7 +190,7 @@ class FeatureMapView(QWidget):
                     parent.addChild(item)
                 items[name] = item
             self.layer_tree.expandToDepth(0)
-            target = items.get(keep) if keep else None
+            target = items.get(keep or preferred or "")
             if target is None or target.isDisabled():
                 target = first_spatial
             if target is not None:
@@ -257,6 +264,7 @@ class FeatureMapView(QWidget):
 
     def show_probe(self, probe: ProbeView, source: str) -> None:
         self.probe = probe
+        self.status_label.setText("")
         low, high, signed = robust_levels(probe.maps)
         colours = SIGNED_COLOURS if signed else POSITIVE_COLOURS
         # The padding between tiles is NaN, which an ImageItem leaves transparent.
@@ -280,7 +288,8 @@ class FeatureMapView(QWidget):
             f"#{probe.image_index} ({name}{predicted}) · {source}.")
 
     def show_message(self, text: str) -> None:
-        self.info_label.setText(text)
+        """A remark under the maps; what the maps show stays described above it."""
+        self.status_label.setText(text)
 
     def clear_maps(self, text: str) -> None:
         self.probe = None

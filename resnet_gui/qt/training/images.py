@@ -75,15 +75,16 @@ class ImageStrip(QListWidget):
                  parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.thumb_size = size
-        if caption_lines:  # cells wide enough for a class name under each thumbnail
+        if caption_lines:  # cells wide enough for class names under each thumbnail
             line = self.fontMetrics().height()
             self.setGridSize(QSize(size + 56, size + 8 + caption_lines * line))
             self.setWordWrap(True)
+            self.setUniformItemSizes(False)  # captions differ: size each one
         self.setViewMode(QListView.ViewMode.IconMode)
         self.setIconSize(QSize(size, size))
         self.setMovement(QListView.Movement.Static)
         self.setResizeMode(QListView.ResizeMode.Adjust)
-        self.setUniformItemSizes(True)
+        self.setUniformItemSizes(not caption_lines)
         self.setFlow(QListView.Flow.LeftToRight)
         self.setWrapping(wrap)
         if not wrap:  # one row that scrolls sideways

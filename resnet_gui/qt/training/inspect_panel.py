@@ -67,7 +67,8 @@ class InspectPanel(QWidget):
 
     def refresh_layers(self) -> None:
         self._layers_stale = False
-        self.feature_maps.set_layers(self.session.layers())
+        wish = self.session.probe_wish
+        self.feature_maps.set_layers(self.session.layers(), preferred=wish[0] if wish else None)
 
     def _architecture_changed(self) -> None:
         self._layers_stale = True

@@ -79,11 +79,11 @@ class Series:
 
 
 def _nice_ceiling(value: float) -> float:
-    """The smallest of 1, 2, 2.5, 5 times a power of ten that is >= value (> 0)."""
+    """The smallest of 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 times a power of ten >= value (> 0)."""
     if not value > 0 or not math.isfinite(value):
         return 1.0
     power = 10.0 ** math.floor(math.log10(value))
-    for step in (1.0, 2.0, 2.5, 5.0, 10.0):
+    for step in (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0):
         if step * power >= value * (1 - 1e-9):
             return step * power
     return 10.0 * power
@@ -403,7 +403,7 @@ class LivePlots(QWidget):
         return (low, high, right) if found else None
 
     def _keep_ranges(self) -> None:
-        """Set each followed plot's range in coarse steps (1-2-5 per decade), so that most
+        """Set each followed plot's range in coarse steps (ten per decade), so that most
         redraws move only the curves, never the axes."""
         right = float(self.planned_epochs)
         for name in self._plots:

@@ -241,6 +241,11 @@ class TrainingSession(QObject):
             return []
         return [(row.name, row.type, tuple(row.output_shape)) for row in analysis.layers]
 
+    @property
+    def probe_wish(self) -> tuple[str, int] | None:
+        """The (layer, test image) the user last asked to see."""
+        return self._probe_wish
+
     def request_probe(self, layer: str, image_index: int) -> None:
         """Show ``layer`` for test image ``image_index``: from the worker at the next epoch
         end while a run is live, at once from the idle model otherwise."""
