@@ -174,3 +174,13 @@ def test_subset_zero_means_all_training_images(window):
     assert p.form.subset_spin.text() == "all"
     p.form.subset_spin.setValue(2000)
     assert p.form.recipe().limit_train == 2000
+
+
+def test_the_editor_and_the_train_tab_share_one_dataset_choice(window):
+    p = panel(window)
+    assert p.form.recipe().dataset == "fashion-mnist"
+    window.set_dataset("CIFAR-10")  # the editor's toolbar
+    assert p.form.recipe().dataset == "cifar10"
+    p.form.dataset_combo.setCurrentIndex(p.form.dataset_combo.findData("mnist"))
+    assert window.datasets_chosen[-1] == "MNIST"  # the network follows (channels, classes)
+    assert p.form.recipe().dataset == "mnist"

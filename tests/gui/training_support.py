@@ -3,8 +3,11 @@ window, the run store, and the guard that fails a test leaving a training thread
 
 from __future__ import annotations
 
+import types
+
 import pytest
 import torch
+from PySide6.QtCore import Signal
 from PySide6.QtWidgets import QMainWindow, QTabWidget, QWidget
 
 from resnet_gui.engine.data import make_bundle
@@ -65,7 +68,10 @@ class _Document:
 
 
 class HostWindow(QMainWindow):
-    """The editor window's contract: add_panel, document, set_locked."""
+    """The editor window's contract: add_panel, document, set_locked, and its dataset
+    choice (datasetChanged, dataset, set_dataset)."""
+
+    datasetChanged = Signal(str)
 
     def __init__(self, arch):
         super().__init__()
@@ -73,6 +79,13 @@ class HostWindow(QMainWindow):
         self.setCentralWidget(self.tabs)
         self.document = _Document(arch)
         self.locks = []
+        self.dataset = types.SimpleNamespace(name="Fashion-MNIST")
+        self.datasets_chosen = []
+
+    def set_dataset(self, name):
+        self.dataset = types.SimpleNamespace(name=name)
+        self.datasets_chosen.append(name)
+        self.datasetChanged.emit(name)
 
     def add_panel(self, widget, title):
         self.tabs.addTab(widget, title)

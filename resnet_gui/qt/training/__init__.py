@@ -80,3 +80,42 @@ def install_training_panels(window: Any, store: RunStore | None = None,
     window.add_panel(panel, "Train")
     window.add_panel(inspect, "Inspect")
     window.installEventFilter(CloseGuard(session, panel, window))
+    _share_dataset_choice(window, panel)
+
+
+# The editor's dataset names (its toolbar) and the recipe's.
+EDITOR_DATASETS = {"Fashion-MNIST": "fashion-mnist", "MNIST": "mnist", "CIFAR-10": "cifar10"}
+
+
+def _share_dataset_choice(window: Any, panel: TrainingPanel) -> None:
+    """One dataset choice for the window: the editor's toolbar (which sets the network's
+    channels and classes) and the Train tab's setting follow each other; the data folder
+    chosen in the editor's menu is the Train tab's default."""
+    form = panel.form
+    settings = getattr(window, "settings", None)
+    folder = settings.value("data/folder", "", str) if settings is not None else ""
+    if folder and not form.folder_edit.text():
+        form.folder_edit.setText(folder)
+    changed = getattr(window, "datasetChanged", None)
+    set_dataset = getattr(window, "set_dataset", None)
+    if changed is None or set_dataset is None:
+        return
+    by_recipe = {value: name for name, value in EDITOR_DATASETS.items()}
+
+    def editor_chose(name: str) -> None:
+        value = EDITOR_DATASETS.get(name)
+        index = form.dataset_combo.findData(value)
+        if value is not None and index >= 0 and form.dataset_combo.currentIndex() != index:
+            form.dataset_combo.setCurrentIndex(index)
+
+    def form_chose() -> None:
+        name = by_recipe.get(form.dataset_combo.currentData())
+        current = getattr(getattr(window, "dataset", None), "name", None)
+        if name is not None and name != current and not panel.session.active:
+            set_dataset(name)
+
+    changed.connect(editor_chose)
+    form.dataset_combo.currentIndexChanged.connect(lambda _index: form_chose())
+    current = getattr(getattr(window, "dataset", None), "name", None)
+    if current in EDITOR_DATASETS:
+        editor_chose(current)
