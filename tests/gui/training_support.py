@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import types
 
+import numpy as np
 import pytest
 import torch
 from PySide6.QtCore import Signal
@@ -48,9 +49,9 @@ def tiny_bundle(train: int = 40, test: int = 20):
     generator = torch.Generator().manual_seed(0)
     return make_bundle(
         torch.randint(0, 256, (train, 1, 12, 12), dtype=torch.uint8, generator=generator),
-        torch.arange(train) % 10,
+        np.arange(train) % 10,
         torch.randint(0, 256, (test, 1, 12, 12), dtype=torch.uint8, generator=generator),
-        torch.arange(test) % 10,
+        np.arange(test) % 10,
         CLASSES, name="tiny")
 
 
