@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 from resnet_gui.errors import ArchitectureError
 from resnet_gui.spec.model import (
+    BLOCK_EXPANSION,
     BLOCK_KINDS,
     POOL_KINDS,
     SHORTCUT_KINDS,
@@ -26,6 +27,7 @@ from resnet_gui.spec.model import (
     Shortcut,
     Stage,
     Stem,
+    stage_in_channels,
 )
 
 STEM, STAGE, BLOCK, HEAD = "stem", "stage", "block", "head"
@@ -491,3 +493,58 @@ def duplicate_part(arch: Architecture, part: Part) -> tuple[Architecture, Part]:
     if part.count == 1:
         return result, Part.blocks(part.stage_index, last + 1)
     return result, Part.blocks(part.stage_index, part.block_index, part.count + 1)
+
+
+# -- what the views draw --------------------------------------------------------------------
+
+IDENTITY = "identity"
+
+
+def block_shortcut(arch: Architecture, stage_index: int, position: int) -> str | None:
+    """How block ``position`` of a stage adds its input back: ``"identity"`` where the shapes
+    match, the stage's shortcut kind where they change, None for a plain block (no shortcut).
+
+    Mirrors :func:`resnet_gui.engine.model.make_shortcut`.
+    """
+    stage = arch.stages[stage_index]
+    kind = stage.blocks[position]
+    if kind.startswith("plain"):
+        return None
+    channels = stage_in_channels(arch)[stage_index]
+    for earlier in stage.blocks[:position]:
+        channels = stage.width * BLOCK_EXPANSION[earlier]
+    stride = stage.stride if position == 0 else 1
+    if stride == 1 and channels == stage.width * BLOCK_EXPANSION[kind]:
+        return IDENTITY
+    return stage.shortcut.kind
+
+
+def block_in_channels(arch: Architecture, stage_index: int, position: int) -> int:
+    stage = arch.stages[stage_index]
+    channels = stage_in_channels(arch)[stage_index]
+    for earlier in stage.blocks[:position]:
+        channels = stage.width * BLOCK_EXPANSION[earlier]
+    return channels
+
+
+def fold_groups(arch: Architecture, stage_index: int) -> list[tuple[int, int]]:
+    """Runs of identical blocks in a stage as ``(first, count)``: the same kind, the same
+    shortcut, the same input and output shape. A stage of ``bottleneck x 4`` whose first
+    block projects gives ``[(0, 1), (1, 3)]``."""
+    stage = arch.stages[stage_index]
+    groups: list[tuple[int, int]] = []
+    previous = None
+    for position, kind in enumerate(stage.blocks):
+        signature = (
+            kind,
+            block_shortcut(arch, stage_index, position),
+            block_in_channels(arch, stage_index, position),
+            stage.stride if position == 0 else 1,
+        )
+        if groups and signature == previous:
+            first, count = groups[-1]
+            groups[-1] = (first, count + 1)
+        else:
+            groups.append((position, 1))
+        previous = signature
+    return groups

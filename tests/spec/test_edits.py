@@ -156,3 +156,23 @@ def test_parts_know_their_layer_rows():
     assert Part.stage(0).contains_layer("layer1.0")
     assert Part.stem().contains_layer("bn1") and not Part.stem().contains_layer("fc")
     assert Part.head().contains_layer("fc")
+
+
+def test_block_shortcuts_are_identity_only_where_shapes_match():
+    arch = build_preset("resnet50")
+    assert edits.block_shortcut(arch, 0, 0) == "projection"  # 64 -> 256 channels
+    assert edits.block_shortcut(arch, 0, 1) == "identity"
+    assert edits.block_shortcut(arch, 1, 0) == "projection"  # stride 2
+    plain = edits.morph_stage(arch, 2, "plain-bottleneck")
+    assert edits.block_shortcut(plain, 2, 0) is None
+    cifar = build_preset("resnet20")
+    assert edits.block_shortcut(cifar, 1, 0) == "zero-pad"
+    assert edits.block_shortcut(cifar, 0, 0) == "identity"
+
+
+def test_identical_blocks_fold_into_runs():
+    arch = build_preset("resnet152")
+    assert edits.fold_groups(arch, 2) == [(0, 1), (1, 35)]
+    assert edits.fold_groups(build_preset("resnet18"), 0) == [(0, 2)]
+    mixed = edits.insert_block(arch, 0, 2, "basic")  # bottleneck, bottleneck, basic, ...
+    assert edits.fold_groups(mixed, 0) == [(0, 1), (1, 1), (2, 1), (3, 1)]
