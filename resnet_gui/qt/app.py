@@ -37,10 +37,7 @@ def create_main_window(arch: str | None = None, settings=None):
     settings = settings if settings is not None else app_settings()
     dataset = dataset_named(settings.value("data/dataset", "", str))
     architecture, path = load_architecture(arch or DEFAULT_PRESET, dataset)
-    window = MainWindow(architecture, path, settings=settings, dataset=dataset)
-    if path is not None:
-        window._remember_file(path)
-    return window
+    return MainWindow(architecture, path, settings=settings, dataset=dataset)
 
 
 def save_screenshot(window, path: str | os.PathLike) -> None:
@@ -73,5 +70,7 @@ def run_app(arch: str | None = None, screenshot: str | None = None) -> int:
         window.controller.shutdown()
         print(f"resnet-gui: wrote {screenshot}")
         return 0
+    if window.document.path is not None:
+        window._remember_file(window.document.path)
     window.show()
     return int(app.exec())

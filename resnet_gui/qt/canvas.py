@@ -888,8 +888,10 @@ class ArchitectureCanvas(QGraphicsView):
         return None
 
     def _column_at(self, x: float) -> _Column | None:
+        """The column under ``x``; None in the gaps between columns (where a dropped block
+        starts a new stage)."""
         for column in self.columns:
-            if column.rect.left() - COLUMN_GAP / 2 <= x <= column.rect.right() + COLUMN_GAP / 2:
+            if column.rect.left() <= x <= column.rect.right():
                 return column
         if self.columns and x > self.columns[-1].rect.right():
             return self.columns[-1]

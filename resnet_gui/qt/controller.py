@@ -244,11 +244,16 @@ class EditorController(QObject):
         elif change.kind in (EDIT, UNDO, REDO) and not change.merged:
             self._before_arch = self._last_arch
         self._last_arch = document.arch
-        self.documentChanged.emit(change)
+        # The selection follows the document before anyone hears of the change, so no view
+        # ever sees a selection that points past the end of the new architecture.
+        previous = self.selection
         if change.selection is not None:
-            self.select(change.selection)
-        elif change.kind == RESET or not edits.part_exists(document.arch, self.selection):
-            self.select(None)
+            self.selection = change.selection
+        if change.kind == RESET or not edits.part_exists(document.arch, self.selection):
+            self.selection = None
+        self.documentChanged.emit(change)
+        if self.selection != previous:
+            self.selectionChanged.emit(self.selection)
         self._refresh_analysis()
 
     def _refresh_analysis(self) -> None:

@@ -375,6 +375,8 @@ class Inspector(QWidget):
         controller = self.controller
         arch = controller.arch
         part = controller.selection
+        if not edits.part_exists(arch, part):
+            part = None
         self.part = part
         locked = controller.document.locked
         self.pages.setEnabled(not locked)

@@ -36,6 +36,7 @@ class Change:
     kind: str
     label: str = ""
     selection: Any = None
+    merged: bool = False  # an edit folded into the previous undo step (same merge key)
 
 
 @dataclass(frozen=True)
@@ -134,14 +135,15 @@ class Document:
         self._check_unlocked()
         if arch == self._current.arch:
             return False
-        if merge_key is None or merge_key != self._merge_key or not self._past:
+        merged = merge_key is not None and merge_key == self._merge_key and bool(self._past)
+        if not merged:
             self._past.append(self._current)
             if len(self._past) > self.history_limit:
                 del self._past[0]
         self._current = _Entry(arch, label)
         self._future.clear()
         self._merge_key = merge_key
-        self._notify(Change(EDIT, label, selection))
+        self._notify(Change(EDIT, label, selection, merged))
         return True
 
     def edit(self, function: Callable[..., Any], *args: Any, label: str,

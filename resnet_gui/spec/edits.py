@@ -548,3 +548,11 @@ def fold_groups(arch: Architecture, stage_index: int) -> list[tuple[int, int]]:
             groups.append((position, 1))
         previous = signature
     return groups
+
+
+def set_blocks_kind(arch: Architecture, stage_index: int, first: int, count: int,
+                    kind: str) -> Architecture:
+    """Change the kind of ``count`` blocks starting at ``first`` (a folded run, or one)."""
+    for position in range(first, first + count):
+        arch = set_block_kind(arch, stage_index, position, kind)
+    return arch

@@ -176,3 +176,9 @@ def test_identical_blocks_fold_into_runs():
     assert edits.fold_groups(build_preset("resnet18"), 0) == [(0, 2)]
     mixed = edits.insert_block(arch, 0, 2, "basic")  # bottleneck, bottleneck, basic, ...
     assert edits.fold_groups(mixed, 0) == [(0, 1), (1, 1), (2, 1), (3, 1)]
+
+
+def test_set_blocks_kind_changes_a_run(arch):
+    result = edits.set_blocks_kind(arch, 3, 0, 2, "preact-basic")
+    assert result.stages[3].blocks == ("preact-basic", "preact-basic")
+    assert result.final_preactivation
