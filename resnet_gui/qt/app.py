@@ -62,6 +62,10 @@ def run_app(arch: str | None = None, screenshot: str | None = None) -> int:
         if Path(screenshot).suffix.lower() != ".png":
             raise UserError(f"--screenshot writes a PNG; name the file .png, not {screenshot!r}")
     app = _application()
+    if screenshot:
+        from resnet_gui.qt.analysis_worker import WorkerProcess
+
+        WorkerProcess.enabled = False  # one analysis, then exit: a thread will do
     window = create_main_window(arch)
     if screenshot:
         # A fixed window for the picture, whatever geometry the user's settings remember.

@@ -256,7 +256,7 @@ class CardItem(QGraphicsItem):
         painter.setFont(self.canvas.shape_font)
         painter.drawText(QRectF(8, y, self.width - 16, self.canvas.small_height + 2),
                          Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                         self.shape_text or "…")
+                         self.shape_text or self.canvas.pending_shape)
 
 
 class SimpleCard(CardItem):
@@ -305,7 +305,7 @@ class StageCard(CardItem):
         painter.setFont(self.canvas.shape_font)
         painter.drawText(QRectF(8, 5, self.width - 16, self.canvas.title_height),
                          Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter,
-                         self.shape_text or "…")
+                         self.shape_text or self.canvas.pending_shape)
         if self.problem:
             top = self.canvas.header_height(True) + 2
             painter.setFont(self.canvas.small_font)
@@ -530,7 +530,8 @@ class ArchitectureCanvas(QGraphicsView):
         self._press: tuple[QPoint, CardItem | None] | None = None
         self._indicator = None
         self._update_fonts()
-        controller.documentChanged.connect(self.rebuild)
+        self.pending_shape = "…"
+        controller.documentChanged.connect(self._on_document)
         controller.analysisChanged.connect(self.rebuild)
         controller.selectionChanged.connect(self._on_selection)
         controller.lockChanged.connect(lambda *_: self.rebuild())
@@ -593,6 +594,15 @@ class ArchitectureCanvas(QGraphicsView):
             return problem.reason
         return ""
 
+    def _on_document(self, change) -> None:
+        if change.kind == "reset":  # a new network: everything folded, from the top
+            self.expanded.clear()
+            self.rebuild()
+            self.horizontalScrollBar().setValue(0)
+            self.verticalScrollBar().setValue(0)
+            return
+        self.rebuild()
+
     def rebuild(self, *_args) -> None:
         """Recreate every card from the controller's state (a few ms even for resnet152)."""
         scene = self.scene()
@@ -601,6 +611,8 @@ class ArchitectureCanvas(QGraphicsView):
         self.cards, self.columns = [], []
         arch = self.controller.arch
         analysis_stale = not self.controller.analysis_is_current
+        # Shapes not known yet: "…" while the analysis runs, "?" when the network is invalid.
+        self.pending_shape = "?" if self.controller.problem is not None else "…"
         self.expanded = {key for key in self.expanded if key[0] < len(arch.stages)}
         x, top = MARGIN, MARGIN
         dataset = f"input {arch.in_channels}×{arch.input_size[0]}×{arch.input_size[1]}"

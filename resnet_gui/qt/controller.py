@@ -16,6 +16,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
 from resnet_gui.errors import ArchitectureError, UserError
+from resnet_gui.qt.analysis_worker import WorkerProcess, rebuild_error
 from resnet_gui.spec import edits
 from resnet_gui.spec.document import EDIT, LOCK, REDO, RESET, SAVED, UNDO, Change, Document
 from resnet_gui.spec.edits import Part
@@ -59,7 +60,9 @@ class AnalysisRunner(QObject):
     """Runs one analysis at a time off the GUI thread, newest request first.
 
     While one runs, further requests replace each other: only the newest waits, so a burst of
-    edits costs at most one stale analysis plus the current one.
+    edits costs at most one stale analysis plus the current one. The default analysis runs in
+    the application's worker process (see :mod:`resnet_gui.qt.analysis_worker`), on a thread
+    until that process is ready; a custom ``analyse`` function always runs on a thread.
     """
 
     finished = Signal(int, object, object, object)  # generation, arch, Analysis, error
@@ -67,6 +70,7 @@ class AnalysisRunner(QObject):
     def __init__(self, analyse: Callable[[Architecture], Any] | None = None,
                  parent: QObject | None = None) -> None:
         super().__init__(parent)
+        self._use_process = analyse is None
         self._analyse = analyse or _default_analyse
         self._pool = QThreadPool(self)
         self._pool.setMaxThreadCount(1)
@@ -75,6 +79,8 @@ class AnalysisRunner(QObject):
         self.generation = 0
         self._pending: tuple[int, Architecture] | None = None
         self._running: tuple[int, Architecture] | None = None
+        self._closed = False
+        self.process_runs = 0  # how many analyses the worker process answered
 
     @property
     def busy(self) -> bool:
@@ -93,21 +99,66 @@ class AnalysisRunner(QObject):
         self._pending = None
 
     def _start_next(self) -> None:
-        if self._pending is None:
+        if self._pending is None or self._closed:
             return
         self._running, self._pending = self._pending, None
         generation, arch = self._running
+        future = WorkerProcess.submit(arch) if self._use_process else None
+        if future is not None:
+            self.process_runs += 1
+            future.add_done_callback(lambda done: self._from_process(generation, arch, done))
+            return
         self._pool.start(_AnalysisJob(self._bridge, generation, arch, self._analyse))
+
+    def _from_process(self, generation: int, arch: Architecture, future) -> None:
+        """Runs on the executor's thread: unpack, then hand over to the GUI thread."""
+        result, error = None, None
+        try:
+            result, reason, path, is_error = future.result()
+            if is_error:
+                error = rebuild_error(reason, path)
+        except Exception:  # the process died or was stopped: answer on a thread instead
+            if self._closed:
+                return
+            try:
+                result = self._analyse(arch)
+            except ArchitectureError as problem:
+                error = problem
+            except Exception as bug:
+                error = ArchitectureError(
+                    f"the analysis failed unexpectedly ({type(bug).__name__}: {bug}); "
+                    "undo the last edit and report this")
+        if self._closed:
+            return
+        try:
+            self._bridge.done.emit(generation, result, error)
+        except RuntimeError:  # the window is gone
+            pass
 
     @Slot(int, object, object)
     def _on_done(self, generation: int, result: Any, error: Any) -> None:
         arch = self._running[1] if self._running else None
         self._running = None
+        if self._use_process and not self._closed:
+            WorkerProcess.start()  # after the first result, so the two do not compete
         self._start_next()
         self.finished.emit(generation, arch, result, error)
 
     def wait(self, timeout_ms: int = 5000) -> bool:
-        return self._pool.waitForDone(timeout_ms)
+        """Wait for a running analysis (thread or process) to finish."""
+        import time
+
+        deadline = time.monotonic() + timeout_ms / 1000
+        while self._running is not None and time.monotonic() < deadline:
+            from PySide6.QtCore import QCoreApplication
+
+            QCoreApplication.processEvents()
+            time.sleep(0.002)
+        return self._pool.waitForDone(max(0, int((deadline - time.monotonic()) * 1000)))
+
+    def close(self) -> None:
+        self._closed = True
+        self._pending = None
 
 
 def part_cost(analysis: Any, part: Part | None) -> tuple[int, int]:
@@ -268,7 +319,7 @@ class EditorController(QObject):
         try:
             validate(arch)
         except ArchitectureError as error:
-            self.runner.cancel()
+            # A request still waiting is left to finish: its figures are the last valid ones.
             self._remember(arch, None, error)
             self._show(None, error)
             return
@@ -286,7 +337,12 @@ class EditorController(QObject):
             self._remember(arch, analysis, error)
         if generation != self.runner.generation:
             return  # an older version's result: a newer request is on its way
-        self._show(analysis, error)
+        if arch == self.arch:
+            self._show(analysis, error)
+        elif analysis is not None and self.problem is not None:
+            # The current version failed validation; show the newest valid figures, greyed.
+            self.analysis = analysis
+            self.analysisChanged.emit()
 
     def _show(self, analysis: Any, error: ArchitectureError | None) -> None:
         if analysis is not None:
@@ -300,3 +356,4 @@ class EditorController(QObject):
         """Wait for a running analysis so that no worker outlives the window."""
         self.runner.cancel()
         self.runner.wait(10000)
+        self.runner.close()

@@ -282,7 +282,8 @@ class LayerTablePanel(QWidget):
                 self.table.scrollTo(index)
         else:
             self.problem_label.hide()
-        self.totals_label.setText(totals_text(controller.analysis, stale))
+        self.totals_label.setText(totals_text(controller.analysis, stale,
+                                              invalid=problem is not None))
 
     def _remember(self, index, expanded: bool) -> None:
         name = self.table.model().name_at(index)
@@ -374,7 +375,7 @@ class LayerTablePanel(QWidget):
         return [model.name_at(index) for index in self.table.selectionModel().selectedRows(0)]
 
 
-def totals_text(analysis: Any, stale: bool = False) -> str:
+def totals_text(analysis: Any, stale: bool = False, invalid: bool = False) -> str:
     if analysis is None:
         return "Analysing…"
     text = (
@@ -384,4 +385,6 @@ def totals_text(analysis: Any, stale: bool = False) -> str:
         f"({formatting.short(analysis.total_macs)}) · "
         f"{formatting.size_in_bytes(analysis.activation_bytes)} of activations per example"
     )
+    if invalid:
+        return text + " <span style='color:#b91c1c'>(the last valid version)</span>"
     return text + (" <span style='color:#9aa3b2'>(updating…)</span>" if stale else "")

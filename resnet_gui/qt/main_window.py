@@ -429,6 +429,10 @@ class MainWindow(QMainWindow):
         self.redo_action.setEnabled(document.can_redo)
         self.undo_action.setText(f"&Undo {document.undo_label}".rstrip())
         self.redo_action.setText(f"&Redo {document.redo_label}".rstrip())
+        self.undo_action.setIconText("Undo")  # the toolbar keeps its short labels
+        self.redo_action.setIconText("Redo")
+        self.undo_action.setToolTip(f"Undo {document.undo_label} (Ctrl+Z)".replace("  ", " "))
+        self.redo_action.setToolTip(f"Redo {document.redo_label} (Ctrl+Shift+Z)")
         part = self.controller.selection
         editable = part is not None and part.kind in (edits.STAGE, edits.BLOCK) and not locked
         self.delete_action.setEnabled(editable)

@@ -46,6 +46,6 @@ def make_window(qtbot, isolated_settings):
         assert not window.controller.runner.busy or window.controller.runner.wait(0)
 
 
-def settle(qtbot, window, timeout_ms: int = 10000) -> None:
+def settle(qtbot, window, timeout_ms: int = 60000) -> None:
     """Wait until the window shows the analysis of the current architecture."""
     qtbot.waitUntil(lambda: window.controller.is_settled, timeout=timeout_ms)
