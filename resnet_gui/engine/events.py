@@ -109,3 +109,7 @@ class Callback:
     def on_train_end(self, event: TrainEnd) -> None: ...
 
     def on_exception(self, error: BaseException) -> None: ...
+
+    def on_notice(self, message: str) -> None:
+        """One sentence the user should see, without ending the run (the bundled sample is in
+        use, a smaller batch after running out of GPU memory, a probe that failed)."""

@@ -1,0 +1,331 @@
+"""``resnet-gui train ARCH``: train from the command line with a progress bar.
+
+Ctrl-C stops at the next batch and saves the checkpoint (a second Ctrl-C aborts at once);
+``--log`` writes one JSON object per line (``"event": "step" | "epoch" | "end"``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import signal
+import sys
+import threading
+from pathlib import Path
+from typing import Any, TextIO
+
+from resnet_gui.errors import UserError
+from resnet_gui.spec.recipe import (
+    DATASETS,
+    DEVICES,
+    INITS,
+    OPTIMIZERS,
+    PRECISIONS,
+    RECIPE_PRESETS,
+    SCHEDULES,
+    Recipe,
+    get_recipe,
+    validate_recipe,
+)
+
+# Command-line option -> recipe field, for options that override the recipe when given.
+PLAN_OPTIONS = {
+    "dataset": "dataset", "epochs": "epochs", "batch_size": "batch_size", "lr": "lr",
+    "optimizer": "optimizer", "momentum": "momentum", "nesterov": "nesterov",
+    "weight_decay": "weight_decay", "schedule": "schedule", "warmup_epochs": "warmup_epochs",
+    "label_smoothing": "label_smoothing", "grad_clip": "grad_clip", "init": "init",
+    "zero_init_last": "zero_init_last", "resize": "resize", "augment": "augment",
+    "limit_train": "limit_train", "limit_test": "limit_test", "seed": "seed",
+}
+MACHINE_OPTIONS = {
+    "data_dir": "data_dir", "device": "device", "precision": "precision",
+    "channels_last": "channels_last", "compile": "compile", "max_steps": "max_steps",
+}
+
+
+def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    parser = subparsers.add_parser(
+        "train",
+        help="train an architecture on a dataset",
+        description="Train ARCH (a preset name or an architecture JSON file) with a progress "
+        "bar. Ctrl-C stops after saving the checkpoint. Options left out come from --recipe "
+        "(default: the recipe named like the architecture, else the library defaults).",
+    )
+    parser.add_argument("arch", nargs="?", metavar="ARCH",
+                        help="preset name or architecture JSON (optional with --resume)")
+    parser.add_argument("--recipe", choices=sorted(RECIPE_PRESETS),
+                        help="start from a named recipe (chapter: the D2L chapter's settings)")
+    data = parser.add_argument_group("data")
+    data.add_argument("--dataset", metavar="NAME",
+                      help=f"{'|'.join(DATASETS)}|folder:PATH (default fashion-mnist)")
+    data.add_argument("--data-dir", metavar="DIR",
+                      help="folder holding the datasets (default: $RESNET_GUI_DATA, else the "
+                      "per-user data folder)")
+    data.add_argument("--resize", type=int, metavar="S", help="resize images to SxS")
+    data.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
+                      help="random crop with padding and horizontal flip")
+    data.add_argument("--limit-train", type=int, metavar="N",
+                      help="use N training images (class-balanced)")
+    data.add_argument("--limit-test", type=int, metavar="N", help="use N test images")
+    plan = parser.add_argument_group("plan")
+    plan.add_argument("--epochs", type=int, metavar="N")
+    plan.add_argument("--batch-size", type=int, metavar="B")
+    plan.add_argument("--lr", type=float, metavar="LR", help="(peak) learning rate")
+    plan.add_argument("--optimizer", choices=OPTIMIZERS)
+    plan.add_argument("--momentum", type=float)
+    plan.add_argument("--nesterov", action=argparse.BooleanOptionalAction, default=None)
+    plan.add_argument("--weight-decay", type=float, metavar="WD")
+    plan.add_argument("--schedule", choices=SCHEDULES)
+    plan.add_argument("--warmup-epochs", type=float, metavar="E")
+    plan.add_argument("--label-smoothing", type=float, metavar="EPS")
+    plan.add_argument("--grad-clip", type=float, metavar="NORM")
+    plan.add_argument("--init", choices=INITS)
+    plan.add_argument("--zero-init-last", action=argparse.BooleanOptionalAction, default=None,
+                      help="start each residual branch at zero")
+    plan.add_argument("--seed", type=int, metavar="S", help="makes a CPU run repeatable")
+    machine = parser.add_argument_group("machine")
+    machine.add_argument("--device", metavar="DEVICE", help=f"{'|'.join(DEVICES)}|cuda:N")
+    machine.add_argument("--precision", choices=PRECISIONS)
+    machine.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
+    machine.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
+                         help="torch.compile the network (slow start, faster steps on GPUs)")
+    machine.add_argument("--max-steps", type=int, metavar="N",
+                         help="end after N optimizer steps as Stop would (the plan still "
+                         "spans --epochs)")
+    output = parser.add_argument_group("output")
+    output.add_argument("--checkpoint", metavar="PATH",
+                        help="save a checkpoint here at each epoch end and on stop")
+    output.add_argument("--resume", metavar="PATH", help="continue the run of this checkpoint")
+    output.add_argument("--log", metavar="FILE.jsonl", help="write events as JSON lines")
+    output.add_argument("--no-progress", action="store_true", help="no progress bar")
+    parser.set_defaults(func=run_train)
+    return parser
+
+
+def base_recipe(args: argparse.Namespace, arch_name: str | None) -> Recipe:
+    if args.recipe:
+        return get_recipe(args.recipe)
+    if arch_name in RECIPE_PRESETS:
+        return RECIPE_PRESETS[arch_name]
+    return Recipe()
+
+
+def build_recipe(args: argparse.Namespace, base: Recipe, resuming: bool) -> Recipe:
+    """``base`` with the options given on the command line; when resuming, plan options are
+    the checkpoint's and only the machine's may change."""
+    options = dict(MACHINE_OPTIONS) if resuming else {**PLAN_OPTIONS, **MACHINE_OPTIONS}
+    if resuming:
+        ignored = [f"--{name.replace('_', '-')}" for name in PLAN_OPTIONS
+                   if getattr(args, name) is not None]
+        if args.recipe:
+            ignored.append("--recipe")
+        if ignored:
+            print(f"resnet-gui: note: --resume continues the checkpoint's plan; "
+                  f"{', '.join(ignored)} ignored", file=sys.stderr)
+    changes = {field: getattr(args, option) for option, field in options.items()
+               if getattr(args, option) is not None}
+    try:
+        recipe = base.replace(**changes)
+    except TypeError as error:  # pragma: no cover - argparse types prevent this
+        raise UserError(str(error)) from None
+    return validate_recipe(recipe)
+
+
+def resolve_architecture(text: str):
+    """A preset name or an architecture JSON file."""
+    from resnet_gui.spec.presets import PRESETS, build_preset
+    from resnet_gui.spec.serialize import load_file
+
+    if text in PRESETS:
+        return build_preset(text)
+    path = Path(text)
+    if path.suffix.lower() == ".json" or path.exists():
+        return load_file(path)
+    return build_preset(text)  # raises with the closest preset name
+
+
+def _finite(value: Any) -> Any:
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+class JsonLog:
+    """Trainer callback writing one JSON object per line, flushed as it goes."""
+
+    def __init__(self, path: str, append: bool) -> None:
+        try:
+            self.handle: TextIO = open(path, "a" if append else "w", encoding="utf-8")
+        except OSError as error:
+            raise UserError(f"cannot write the log {path}: {error.strerror}; choose another "
+                            "path for --log") from None
+
+    def write(self, record: dict[str, Any]) -> None:
+        self.handle.write(json.dumps({key: _finite(value) for key, value in record.items()})
+                          + "\n")
+        self.handle.flush()
+
+    def on_train_start(self, event) -> None: ...
+
+    def on_batch_end(self, event) -> None:
+        self.write({"event": "step", "epoch": event.epoch, "step": event.step,
+                    "batch": event.batch, "epoch_progress": event.epoch_progress,
+                    "loss": event.loss, "accuracy": event.accuracy, "lr": event.lr,
+                    "examples_per_sec": event.examples_per_sec})
+
+    def on_epoch_end(self, event) -> None:
+        self.write({"event": "epoch", "epoch": event.epoch, "step": event.step,
+                    "train_loss": event.train_loss, "train_acc": event.train_accuracy,
+                    "test_loss": event.test_loss, "test_acc": event.test_accuracy,
+                    "lr": event.lr, "seconds": event.seconds,
+                    "examples_per_sec": event.examples_per_sec,
+                    "checkpoint": event.checkpoint})
+
+    def on_train_end(self, event) -> None:
+        self.write({"event": "end", "reason": event.reason, "epoch": event.epoch,
+                    "step": event.step, "train_loss": event.train_loss,
+                    "train_acc": event.train_accuracy, "test_acc": event.test_accuracy,
+                    "examples_per_sec": event.examples_per_sec, "seconds": event.seconds,
+                    "checkpoint": event.checkpoint, "message": event.message})
+
+    def on_exception(self, error: BaseException) -> None:
+        self.write({"event": "error", "message": str(error) or type(error).__name__})
+
+    def on_notice(self, message: str) -> None: ...
+
+    def close(self) -> None:
+        self.handle.close()
+
+
+class ProgressBar:
+    """tqdm over optimizer steps: loss, accuracy, examples/s and ETA; one line per epoch."""
+
+    def __init__(self, enabled: bool) -> None:
+        self.enabled = enabled
+        self.bar = None
+        self.done = 0
+        self.epochs = 0
+
+    def _write(self, text: str) -> None:
+        from tqdm import tqdm
+
+        tqdm.write(text, file=sys.stderr)
+
+    def on_train_start(self, event) -> None:
+        from tqdm import tqdm
+
+        self.epochs = event.epochs
+        self.done = event.start_step
+        self._write(f"training on {event.device} ({event.precision}), {event.num_train:,} "
+                    f"training and {event.num_test:,} test images of "
+                    f"{'x'.join(map(str, event.input_shape))}, batch {event.batch_size}, "
+                    f"{event.epochs} epochs of {event.steps_per_epoch} steps")
+        self.bar = tqdm(total=event.total_steps, initial=event.start_step, unit="step",
+                        dynamic_ncols=True, file=sys.stderr,
+                        disable=not self.enabled or None, leave=True)
+
+    def on_batch_end(self, event) -> None:
+        if self.bar is None:
+            return
+        self.bar.update(max(0, event.step - self.done))
+        self.done = event.step
+        speed = event.examples_per_sec
+        self.bar.set_postfix_str(
+            f"epoch {event.epoch + 1}/{self.epochs} loss {event.loss:.3f} "
+            f"acc {event.accuracy:.3f}"
+            + (f" {speed:,.0f} ex/s" if math.isfinite(speed) else ""), refresh=False)
+
+    def on_epoch_end(self, event) -> None:
+        self._write(f"epoch {event.epoch + 1}/{self.epochs}: train loss {event.train_loss:.4f} "
+                    f"acc {event.train_accuracy:.4f}, test loss {event.test_loss:.4f} "
+                    f"acc {event.test_accuracy:.4f}, {event.seconds:.1f} s, "
+                    f"{event.examples_per_sec:,.0f} examples/s")
+
+    def on_train_end(self, event) -> None:
+        self.close()
+
+    def on_exception(self, error: BaseException) -> None:
+        self.close()
+
+    def on_notice(self, message: str) -> None:
+        self._write(f"resnet-gui: note: {message}")
+
+    def close(self) -> None:
+        if self.bar is not None:
+            self.bar.close()
+            self.bar = None
+
+
+class _StopOnInterrupt:
+    """First Ctrl-C: stop after this batch and save; a second one aborts at once."""
+
+    def __init__(self, trainer) -> None:
+        self.trainer = trainer
+        self.interrupted = False
+        self.previous = None
+
+    def __enter__(self) -> "_StopOnInterrupt":
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def _handle(self, signum, frame) -> None:
+        if self.interrupted:
+            raise KeyboardInterrupt
+        self.interrupted = True
+        print("\nresnet-gui: stopping after this batch and saving (Ctrl-C again aborts)",
+              file=sys.stderr)
+        self.trainer.request_stop()
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGINT, self.previous)
+
+
+def run_train(args: argparse.Namespace) -> int:
+    from resnet_gui.engine.checkpoint import checkpoint_architecture, load_checkpoint
+    from resnet_gui.engine.data import load_data
+    from resnet_gui.engine.trainer import Trainer, fit_architecture
+
+    checkpoint = load_checkpoint(args.resume) if args.resume else None
+    if args.arch is None and checkpoint is None:
+        raise UserError("give an architecture to train (a preset name such as fmnist-fast, or "
+                        "a JSON file), or --resume a checkpoint")
+    if checkpoint is not None:
+        base = Recipe.from_dict(checkpoint.get("recipe"))
+        arch = (resolve_architecture(args.arch) if args.arch
+                else checkpoint_architecture(checkpoint, args.resume))
+    else:
+        arch = resolve_architecture(args.arch)
+        base = base_recipe(args, args.arch)
+    recipe = build_recipe(args, base, resuming=checkpoint is not None)
+
+    print(f"resnet-gui: loading {recipe.dataset}...", file=sys.stderr)
+    data = load_data(recipe)
+    arch = fit_architecture(arch, data, recipe)
+    progress = ProgressBar(enabled=not args.no_progress)
+    callbacks: list[Any] = [progress]
+    log = JsonLog(args.log, append=checkpoint is not None) if args.log else None
+    if log is not None:
+        callbacks.append(log)
+    trainer = Trainer(arch, recipe, callbacks=callbacks, checkpoint_path=args.checkpoint,
+                      resume_from=args.resume, data=data)
+    try:
+        with _StopOnInterrupt(trainer) as interrupt:
+            end = trainer.run()
+    finally:
+        progress.close()
+        if log is not None:
+            log.close()
+    summary = (f"resnet-gui: {end.reason}: {end.epoch} epochs, {end.step} steps, "
+               f"test accuracy {_percent(end.test_accuracy)}, "
+               f"{end.examples_per_sec:,.0f} examples/s, {end.seconds:.1f} s")
+    if end.checkpoint:
+        summary += f"; checkpoint {end.checkpoint}"
+    print(summary, file=sys.stderr)
+    return 130 if interrupt.interrupted else 0
+
+
+def _percent(value: float) -> str:
+    return f"{100 * value:.2f} %" if math.isfinite(value) else "not measured"

@@ -1,0 +1,245 @@
+"""Checkpoints that survive crashes and full disks, load with ``weights_only=True``, and say in
+words why they do not fit another architecture.
+
+A checkpoint is one ``torch.save`` dict of tensors, numbers, strings, lists and dicts (no
+pickled classes): model, optimizer, scheduler and scaler states, epoch, position in the epoch,
+step, RNG states, the epoch's data order, the architecture JSON and the recipe. Writing goes to
+a temp file in the same folder (flush, fsync), the current file is kept as ``NAME.prev.pt``,
+then the temp file replaces it: at every instant a complete checkpoint exists.
+"""
+
+from __future__ import annotations
+
+import errno
+import io
+import os
+import shutil
+import tempfile
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from resnet_gui.errors import ArchitectureError, CheckpointError
+from resnet_gui.spec.model import Architecture
+from resnet_gui.spec.serialize import loads
+
+FORMAT = "resnet-gui/checkpoint"
+VERSION = 1
+
+
+def previous_path(path: str | os.PathLike) -> Path:
+    """Where the checkpoint before the current one is kept: ``run.pt`` -> ``run.prev.pt``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.prev{path.suffix or '.pt'}")
+
+
+def _fsync_folder(folder: Path) -> None:
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
+
+
+def _keep_previous(path: Path) -> None:
+    """Make ``NAME.prev.pt`` the current checkpoint (a hard link where possible: no copy)."""
+    previous = previous_path(path)
+    fd, staging = tempfile.mkstemp(prefix=f".{previous.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        os.unlink(staging)
+        try:
+            os.link(path, staging)
+        except OSError:  # no hard links here (some network and FAT file systems)
+            shutil.copy2(path, staging)
+        os.replace(staging, previous)
+    except OSError:
+        try:
+            os.unlink(staging)
+        except OSError:
+            pass
+        raise
+
+
+def write_checkpoint_bytes(path: str | os.PathLike, data: bytes) -> None:
+    """Atomically replace ``path`` with ``data``, keeping the file it replaces as ``.prev``."""
+    path = Path(path)
+    folder = path.parent if str(path.parent) else Path(".")
+    intact = (f"the previous checkpoint {path} is intact" if path.exists()
+              else "no earlier checkpoint existed")
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
+    except OSError as error:
+        raise CheckpointError(f"cannot write the checkpoint {path}: {error.strerror}; "
+                              "choose another folder with --checkpoint") from None
+    try:
+        with os.fdopen(fd, "wb") as handle:
+            handle.write(data)
+            handle.flush()
+            os.fsync(handle.fileno())
+        if path.exists():
+            _keep_previous(path)
+        os.replace(tmp, path)
+        _fsync_folder(folder)
+    except OSError as error:
+        try:
+            os.unlink(tmp)
+        except OSError:
+            pass
+        reason = ("the disk is full" if error.errno in (errno.ENOSPC, errno.EDQUOT)
+                  else error.strerror or str(error))
+        raise CheckpointError(f"could not save the checkpoint {path}: {reason}; {intact}; "
+                              "free some space or choose another folder") from None
+
+
+def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    buffer = io.BytesIO()
+    torch.save({"format": FORMAT, "version": VERSION, **payload}, buffer)
+    write_checkpoint_bytes(path, buffer.getvalue())
+
+
+def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
+    """A checkpoint's dict, read with ``weights_only=True`` onto the CPU."""
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; give the path of a .pt file "
+                              "written by resnet-gui train --checkpoint")
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as error:  # torch raises several types for a damaged or foreign file
+        previous = previous_path(path)
+        hint = (f"try the previous one, {previous}" if previous.is_file()
+                else "start a new run")
+        raise CheckpointError(f"{path} is damaged or not a resnet-gui checkpoint "
+                              f"({type(error).__name__}); {hint}") from None
+    if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
+        raise CheckpointError(f"{path} is not a resnet-gui checkpoint; give a file written by "
+                              "resnet-gui train --checkpoint")
+    if int(checkpoint.get("version", 0)) > VERSION:
+        raise CheckpointError(f"{path} was written by a newer resnet-gui (checkpoint version "
+                              f"{checkpoint['version']}); update resnet-gui to read it")
+    return checkpoint
+
+
+def checkpoint_architecture(checkpoint: dict[str, Any], path: str = "checkpoint") -> Architecture:
+    try:
+        return loads(checkpoint["architecture"], source=str(path))
+    except (KeyError, TypeError, ArchitectureError) as error:
+        raise CheckpointError(f"{path} holds no readable architecture ({error}); it cannot be "
+                              "loaded") from None
+
+
+# -- differences in words ----------------------------------------------------------------------
+
+
+def _plural(count: int, word: str) -> str:
+    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+
+
+def architecture_differences(saved: Architecture, current: Architecture) -> list[str]:
+    """What differs between two architectures, as short phrases ("there" = the checkpoint)."""
+    found: list[str] = []
+    if saved.in_channels != current.in_channels:
+        found.append(f"it takes {_plural(saved.in_channels, 'input channel')} there but "
+                     f"{current.in_channels} here")
+    if saved.num_classes != current.num_classes:
+        found.append(f"it predicts {_plural(saved.num_classes, 'class')} there but "
+                     f"{current.num_classes} here")
+    for name in ("kind", "width", "kernel", "stride", "padding", "bias", "batch_norm",
+                 "max_pool"):
+        a, b = getattr(saved.stem, name), getattr(current.stem, name)
+        if a != b:
+            found.append(f"the stem's {name.replace('_', ' ')} is {a} there but {b} here")
+    if len(saved.stages) != len(current.stages):
+        found.append(f"it has {_plural(len(saved.stages), 'stage')} there but "
+                     f"{len(current.stages)} here")
+    for index, (a, b) in enumerate(zip(saved.stages, current.stages)):
+        label = f"stage {index + 1} (layer{index + 1})"
+        if len(a.blocks) != len(b.blocks):
+            found.append(f"{label} has {_plural(len(a.blocks), 'block')} there but "
+                         f"{len(b.blocks)} here")
+        elif a.blocks != b.blocks:
+            found.append(f"{label} has {'/'.join(sorted(set(a.blocks)))} blocks there but "
+                         f"{'/'.join(sorted(set(b.blocks)))} here")
+        if a.width != b.width:
+            found.append(f"{label} is {a.width} channels wide there but {b.width} here")
+        if a.stride != b.stride:
+            found.append(f"{label} has stride {a.stride} there but {b.stride} here")
+        if a.shortcut != b.shortcut:
+            found.append(f"{label} has a {a.shortcut.kind} shortcut there but a "
+                         f"{b.shortcut.kind} one here" if a.shortcut.kind != b.shortcut.kind
+                         else f"{label}'s shortcut differs in batch norm or bias")
+        if a.conv_bias != b.conv_bias:
+            found.append(f"{label} {'has' if a.conv_bias else 'lacks'} convolution biases "
+                         f"there but {'has' if b.conv_bias else 'lacks'} them here")
+    if saved.head.pool != current.head.pool:
+        found.append(f"the head pools by {saved.head.pool} there but by {current.head.pool} here")
+    if saved.head.dropout != current.head.dropout:
+        found.append(f"the head's dropout is {saved.head.dropout} there but "
+                     f"{current.head.dropout} here")
+    return found
+
+
+def state_dict_differences(saved: dict[str, torch.Tensor], current: dict[str, torch.Tensor],
+                           limit: int = 3) -> list[str]:
+    found = []
+    for key in current:
+        if key in saved and tuple(saved[key].shape) != tuple(current[key].shape):
+            found.append(f"{key} is {'x'.join(map(str, saved[key].shape)) or 'a scalar'} there "
+                         f"but {'x'.join(map(str, current[key].shape)) or 'a scalar'} here")
+    missing = [key for key in current if key not in saved]
+    extra = [key for key in saved if key not in current]
+    if missing:
+        found.append(f"{_plural(len(missing), 'tensor')} of this network are not there "
+                     f"(first {missing[0]})")
+    if extra:
+        found.append(f"{_plural(len(extra), 'tensor')} there have no place here "
+                     f"(first {extra[0]})")
+    return found[:limit] if len(found) > limit else found
+
+
+def mismatch_message(path: str | os.PathLike, saved: Architecture, current: Architecture,
+                     differences: list[str]) -> str:
+    shown = differences[:4]
+    more = f" and {len(differences) - 4} more differences" if len(differences) > 4 else ""
+    return (f"checkpoint {path} was saved from '{saved.name}', which does not fit "
+            f"'{current.name}': {'; '.join(shown)}{more}; load it into the architecture it was "
+            "saved with, or start a new run")
+
+
+def unwrap(model: nn.Module) -> nn.Module:
+    """The module under ``torch.compile``'s wrapper, whose state-dict keys have no prefix."""
+    return getattr(model, "_orig_mod", model)
+
+
+def load_weights(model: nn.Module, path: str | os.PathLike,
+                 checkpoint: dict[str, Any] | None = None) -> dict[str, Any]:
+    """Load a checkpoint's weights into ``model``; a model of another shape is a
+    :class:`CheckpointError` that says what differs. Returns the checkpoint."""
+    checkpoint = checkpoint if checkpoint is not None else load_checkpoint(path)
+    target = unwrap(model)
+    saved_state = checkpoint.get("model")
+    if not isinstance(saved_state, dict):
+        raise CheckpointError(f"{path} holds no model weights; it cannot be loaded")
+    current_state = target.state_dict()
+    problems = state_dict_differences(saved_state, current_state)
+    if problems:
+        saved_arch = checkpoint_architecture(checkpoint, str(path))
+        current_arch = getattr(target, "arch", None)
+        differences = (architecture_differences(saved_arch, current_arch)
+                       if isinstance(current_arch, Architecture) else [])
+        raise CheckpointError(mismatch_message(
+            path, saved_arch, current_arch if isinstance(current_arch, Architecture)
+            else saved_arch.replace(name="this network"), differences or problems))
+    target.load_state_dict(saved_state)
+    return checkpoint
