@@ -30,13 +30,12 @@ def create_main_window(arch: str | None = None, settings=None):
     from resnet_gui.qt.datasets import dataset_named
     from resnet_gui.qt.main_window import DEFAULT_PRESET, MainWindow, app_settings, load_architecture
 
+    settings = settings if settings is not None else app_settings()
+    dataset = dataset_named(settings.value("data/dataset", "", str))
+    architecture, path = load_architecture(arch or DEFAULT_PRESET, dataset)  # fails fast
     # Load torch now, on the GUI thread, so the first analysis on the worker does not hold
     # the import lock while the window starts.
     import resnet_gui.engine.analysis  # noqa: F401
-
-    settings = settings if settings is not None else app_settings()
-    dataset = dataset_named(settings.value("data/dataset", "", str))
-    architecture, path = load_architecture(arch or DEFAULT_PRESET, dataset)
     return MainWindow(architecture, path, settings=settings, dataset=dataset)
 
 

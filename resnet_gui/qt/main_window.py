@@ -10,7 +10,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-from PySide6.QtCore import QByteArray, QSettings, QSize, Qt, Signal
+from PySide6.QtCore import QByteArray, QObject, QRunnable, QSettings, QSize, Qt, QThreadPool, Signal
 from PySide6.QtGui import QAction, QCloseEvent, QIcon, QKeySequence
 from PySide6.QtWidgets import (
     QComboBox,
@@ -63,16 +63,6 @@ def app_settings() -> QSettings:
                      APPLICATION)
 
 
-def default_data_folder() -> str:
-    """Where datasets are kept unless the user chose a folder: ``RESNET_GUI_DATA`` if set."""
-    env = os.environ.get("RESNET_GUI_DATA")
-    if env:
-        return env
-    base = os.environ.get("XDG_DATA_HOME") or os.path.join(os.path.expanduser("~"), ".local",
-                                                           "share")
-    return os.path.join(base, "resnet-gui", "data")
-
-
 def load_architecture(name_or_path: str, dataset: DatasetChoice = DEFAULT_DATASET) -> tuple[
         Architecture, Path | None]:
     """A preset (built for ``dataset``) or an architecture JSON file."""
@@ -122,6 +112,8 @@ class MainWindow(QMainWindow):
     """The application window. ``window.document`` is the architecture being edited."""
 
     datasetChanged = Signal(str)
+    dataFolderChanged = Signal(str)
+    exportFinished = Signal(str, str)  # path, error sentence ("" when it worked)
 
     def __init__(self, arch: Architecture, path: Path | None = None,
                  settings: QSettings | None = None, dataset: DatasetChoice | None = None) -> None:
@@ -130,6 +122,12 @@ class MainWindow(QMainWindow):
         self.settings = settings if settings is not None else app_settings()
         self.dataset = dataset or dataset_named(self.settings.value("data/dataset", "", str))
         self.document = Document(arch, path)
+        self.quiet_errors = False  # tests: report errors in the status bar only, no dialogs
+        self._export_job: _ExportJob | None = None
+        self._export_pool = QThreadPool(self)
+        self._export_pool.setMaxThreadCount(1)
+        self._export_bridge = _ExportBridge(self)
+        self._export_bridge.done.connect(self._on_export_done)
         self.controller = EditorController(self.document, parent=self)
         self.setWindowIcon(icon("app"))
         self.setDocumentMode(True)
@@ -566,7 +564,9 @@ class MainWindow(QMainWindow):
         return str(Path(last).parent) if last else str(Path.home())
 
     def show_error(self, error: Exception) -> None:
-        QMessageBox.warning(self, "resnet-gui", str(error))
+        self.statusBar().showMessage(str(error), 10000)
+        if not self.quiet_errors:
+            QMessageBox.warning(self, "resnet-gui", str(error))
 
     def new_from_preset_dialog(self) -> None:
         dialog = PresetDialog(self)
@@ -654,30 +654,47 @@ class MainWindow(QMainWindow):
             self.export_to(kind, path)
 
     def export_to(self, kind: str, path: str | Path) -> bool:
-        from resnet_gui.engine import export
-
-        function = export.export_python if kind == "py" else export.export_onnx
-        self.statusBar().showMessage(f"Exporting to {path}…")
-        self.setCursor(Qt.CursorShape.WaitCursor)
-        try:
-            function(self.document.arch, path)
-        except UserError as error:
-            self.show_error(error)
+        """Export on a worker thread (ONNX tracing takes seconds); ``exportFinished(path,
+        error)`` says when it is done, and the window says so too. False if one is running."""
+        if self._export_job is not None:
+            self.statusBar().showMessage("An export is still running; wait for it to finish.",
+                                         5000)
             return False
-        finally:
-            self.unsetCursor()
-        self.statusBar().showMessage(f"Exported {path}", 5000)
+        self.statusBar().showMessage(f"Exporting {self.document.arch.name} to {path}…")
+        self.export_py_action.setEnabled(False)
+        self.export_onnx_action.setEnabled(False)
+        self._export_job = _ExportJob(self._export_bridge, self.document.arch, kind, str(path))
+        self._export_pool.start(self._export_job)
         return True
 
+    def _on_export_done(self, path: str, error: str) -> None:
+        self._export_job = None
+        self.export_py_action.setEnabled(True)
+        self.export_onnx_action.setEnabled(True)
+        if error:
+            self.statusBar().showMessage(f"Export failed: {error}", 10000)
+            if not self.quiet_errors:
+                QMessageBox.warning(self, "Export failed", error)
+        else:
+            self.statusBar().showMessage(f"Exported {path}", 8000)
+        self.exportFinished.emit(path, error)
+
     def data_folder(self) -> str:
-        """The folder datasets are read from (chosen in File > Data folder)."""
-        return self.settings.value("data/folder", "", str) or default_data_folder()
+        """Where datasets are kept: the folder chosen in File > Data folder, else the engine's
+        rule (``RESNET_GUI_DATA``, else the per-user data folder)."""
+        from resnet_gui.engine.data import default_data_dir
+
+        return str(default_data_dir(self.settings.value("data/folder", "", str) or None))
 
     def choose_data_folder(self) -> None:
         folder = QFileDialog.getExistingDirectory(self, "Data folder", self.data_folder())
         if folder:
-            self.settings.setValue("data/folder", folder)
-            self.statusBar().showMessage(f"Datasets will be kept in {folder}", 5000)
+            self.set_data_folder(folder)
+
+    def set_data_folder(self, folder: str) -> None:
+        self.settings.setValue("data/folder", folder)
+        self.statusBar().showMessage(f"Datasets will be kept in {folder}", 5000)
+        self.dataFolderChanged.emit(folder)
 
     def about(self) -> None:
         QMessageBox.about(
@@ -712,6 +729,7 @@ class MainWindow(QMainWindow):
             return
         self.save_settings()
         self.controller.shutdown()
+        self._export_pool.waitForDone()  # an export writes its file before the window goes
         event.accept()
 
     def wait_until_settled(self, timeout_s: float = 30.0) -> bool:
@@ -729,6 +747,30 @@ class MainWindow(QMainWindow):
                 return True
             time.sleep(0.005)
         return False
+
+
+class _ExportBridge(QObject):
+    done = Signal(str, str)
+
+
+class _ExportJob(QRunnable):
+    """Writes one export file off the GUI thread; a user mistake comes back as its sentence."""
+
+    def __init__(self, bridge: _ExportBridge, arch: Architecture, kind: str, path: str) -> None:
+        super().__init__()
+        self.bridge, self.arch, self.kind, self.path = bridge, arch, kind, path
+
+    def run(self) -> None:
+        error = ""
+        try:
+            from resnet_gui.engine.export import export
+
+            export(self.arch, self.kind, self.path)
+        except UserError as problem:
+            error = str(problem)
+        except Exception as bug:  # a bug in export must not take the window down
+            error = f"the export failed unexpectedly ({type(bug).__name__}: {bug})"
+        self.bridge.done.emit(self.path, error)
 
 
 class _blocked:

@@ -3,10 +3,19 @@ without prompting, and no analysis thread left running after a test."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 import pytest
 from PySide6.QtCore import QSettings
 
+from gui_helpers import settle
 from resnet_gui.qt.main_window import APPLICATION, ORGANISATION
+
+# pytest imports every conftest.py as the module "conftest", the last one collected winning;
+# test modules elsewhere do "from conftest import REPO", so offer the same names as
+# tests/conftest.py does.
+REPO = Path(__file__).resolve().parent.parent.parent
+SHARED_DATA = REPO.parent / "shared" / "data"
 
 
 @pytest.fixture(autouse=True)
@@ -22,6 +31,17 @@ def isolated_settings(tmp_path, monkeypatch):
     yield settings
 
 
+@pytest.fixture(autouse=True)
+def analysis_on_threads():
+    """Analyse on a worker thread in tests: a worker process warming up torch in the
+    background would only slow a 2-core machine down. test_analysis_process covers it."""
+    from resnet_gui.qt.analysis_worker import WorkerProcess
+
+    WorkerProcess.enabled = False
+    yield
+    WorkerProcess.enabled = True
+
+
 @pytest.fixture
 def make_window(qtbot, isolated_settings):
     """``make_window(arch=None)``: a shown main window whose analysis has settled."""
@@ -32,6 +52,7 @@ def make_window(qtbot, isolated_settings):
     def make(arch: str | None = None, size: tuple[int, int] | None = None):
         window = create_main_window(arch, settings=isolated_settings)
         window.ask_unsaved_changes = lambda: "discard"  # tests that need the prompt replace it
+        window.quiet_errors = True  # errors go to the status bar, not to a modal dialog
         qtbot.addWidget(window)
         if size is not None:  # otherwise the remembered geometry, or the default size
             window.resize(*size)
@@ -44,8 +65,3 @@ def make_window(qtbot, isolated_settings):
     for window in windows:
         window.controller.shutdown()
         assert not window.controller.runner.busy or window.controller.runner.wait(0)
-
-
-def settle(qtbot, window, timeout_ms: int = 60000) -> None:
-    """Wait until the window shows the analysis of the current architecture."""
-    qtbot.waitUntil(lambda: window.controller.is_settled, timeout=timeout_ms)

@@ -66,3 +66,8 @@ def gap_point(canvas, before_stage: int) -> QPoint:
         x = stages[-1].rect.right() + COLUMN_GAP / 2
     y = stages[0].rect.top() + 40
     return canvas.mapFromScene(QPointF(x, y))
+
+
+def settle(qtbot, window, timeout_ms: int = 60000) -> None:
+    """Wait until the window shows the analysis of the current architecture."""
+    qtbot.waitUntil(lambda: window.controller.is_settled, timeout=timeout_ms)

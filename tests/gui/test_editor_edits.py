@@ -5,7 +5,7 @@ from __future__ import annotations
 from PySide6.QtCore import Qt
 from PySide6.QtTest import QTest
 
-from conftest import settle
+from gui_helpers import settle
 from gui_helpers import (
     card_point,
     click_card,

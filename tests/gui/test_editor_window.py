@@ -6,7 +6,7 @@ import pytest
 from PySide6.QtCore import QSize
 from PySide6.QtWidgets import QAbstractItemView, QLabel, QTreeView, QWidget
 
-from conftest import settle
+from gui_helpers import settle
 from gui_helpers import card_point, click_card
 from resnet_gui.engine.model import build_model
 from resnet_gui.spec.edits import Part
