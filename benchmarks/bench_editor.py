@@ -42,20 +42,29 @@ class Probe:
         self.timer.setInterval(PROBE_MS)
         self.timer.timeout.connect(self._tick)
         self.gaps: list[float] = []
-        self.last = 0.0
+        self.busy: list[float] = []  # CPU time the GUI thread itself spent in each gap
+        self.last = self.last_cpu = 0.0
 
     def start(self) -> None:
         self.gaps.clear()
-        self.last = time.perf_counter()
+        self.busy.clear()
+        self.last, self.last_cpu = time.perf_counter(), time.thread_time()
         self.timer.start()
 
     def stop(self) -> None:
         self.timer.stop()
 
     def _tick(self) -> None:
-        now = time.perf_counter()
+        now, cpu = time.perf_counter(), time.thread_time()
         self.gaps.append((now - self.last) * 1000)
-        self.last = now
+        self.busy.append((cpu - self.last_cpu) * 1000)
+        self.last, self.last_cpu = now, cpu
+
+    def worst(self) -> tuple[float, float]:
+        """The longest gap and how much of it the GUI thread spent computing (the rest it
+        waited: for the operating system to give it a CPU, or for the GIL)."""
+        index = max(range(len(self.gaps)), key=self.gaps.__getitem__)
+        return self.gaps[index], self.busy[index]
 
 
 def run_loop(app: QApplication, seconds: float) -> None:
@@ -135,12 +144,15 @@ def main() -> int:
     missed = args.edits - len(latencies)
     runs = controller.runner.process_runs
 
-    stall = max(probe.gaps)
+    stall, stall_busy = probe.worst()
     print(f"resnet-gui editor benchmark: {args.arch}, {args.edits} edits "
           f"({len(latencies)} shown), {os.cpu_count()} CPUs; analysis in the worker process "
           f"{'ready' if worker_ready else 'NOT ready'}, {runs} analyses answered there")
     print(f"  event-loop stall while editing: max {stall:.1f} ms, p99 "
           f"{statistics.quantiles(probe.gaps, n=100)[98]:.1f} ms  (limit {STALL_LIMIT_MS} ms)")
+    print(f"    the worst gap: the GUI thread computed {stall_busy:.1f} ms of it and waited the "
+          f"rest; longest computation in one gap {max(probe.busy):.1f} ms; load average "
+          f"{os.getloadavg()[0]:.1f} on {os.cpu_count()} CPUs")
     print(f"    baseline: idle loop max gap {idle_max:.1f} ms; one analysis on the GUI "
           f"thread would stall it {statistics.median(cold):.0f} ms (median of {len(cold)})")
     if latencies:

@@ -173,6 +173,10 @@ class CardItem(QGraphicsItem):
         self.shape_text = shape_text
         self.problem = problem
         self.selected = False
+        self.shape_key = ""
+        # Painted once into a pixmap: selection, scrolling and shape updates repaint only
+        # the cards that changed.
+        self.setCacheMode(QGraphicsItem.CacheMode.DeviceCoordinateCache)
         if tooltip:
             self.setToolTip(tooltip)
 
@@ -376,7 +380,7 @@ class BlockCard(CardItem):
         add_y = self.add_y
         # The branch: a line through the steps, from the entry point to the addition.
         painter.setPen(QPen(MUTED, 1.4))
-        painter.drawLine(QPointF(centre, 0), QPointF(centre, add_y))
+        painter.drawLine(QPointF(centre, entry_y), QPointF(centre, add_y))
         painter.setBrush(MUTED)
         painter.drawEllipse(QPointF(centre, entry_y), 2.6, 2.6)
         self.paint_shortcut(painter, centre, lane_x, entry_y, add_y)
@@ -532,7 +536,7 @@ class ArchitectureCanvas(QGraphicsView):
         self._update_fonts()
         self.pending_shape = "…"
         controller.documentChanged.connect(self._on_document)
-        controller.analysisChanged.connect(self.rebuild)
+        controller.analysisChanged.connect(self.refresh_analysis)
         controller.selectionChanged.connect(self._on_selection)
         controller.lockChanged.connect(lambda *_: self.rebuild())
         self.rebuild()
@@ -564,24 +568,34 @@ class ArchitectureCanvas(QGraphicsView):
 
     # -- building the scene --------------------------------------------------------------
 
-    def _shape(self, name: str) -> str:
+    def _shapes(self) -> dict[str, str]:
+        """Output shape text by card key: a layer name, or "stem" for the stem's last layer.
+        Empty while the analysis of the current version is not in yet."""
         analysis = self.controller.analysis
-        if analysis is None:
-            return ""
+        if analysis is None or not self.controller.analysis_is_current:
+            return {}
+        shapes = {}
         for row in analysis.layers:
-            if row.name == name:
-                return formatting.shape(row.output_shape)
-        return ""
+            if row.depth <= 1:
+                shapes[row.name] = formatting.shape(row.output_shape)
+                if row.depth == 0 and row.name in edits.STEM_LAYERS:
+                    shapes["stem"] = shapes[row.name]
+        return shapes
 
-    def _stem_shape(self) -> str:
-        analysis = self.controller.analysis
-        if analysis is None:
-            return ""
-        last = ""
-        for row in analysis.layers:
-            if row.depth == 0 and row.name in edits.STEM_LAYERS:
-                last = formatting.shape(row.output_shape)
-        return last
+    def refresh_analysis(self) -> None:
+        """New figures: update the shapes in place (only changed cards repaint); a change in
+        which cards show a problem changes their size, so that rebuilds."""
+        problems = {id(card): self._problem_for(card.part) for card in self.cards}
+        if any(problems[id(card)] != card.problem for card in self.cards):
+            self.rebuild()
+            return
+        self.pending_shape = "?" if self.controller.problem is not None else "…"
+        shapes = self._shapes()
+        for card in self.cards:
+            text = shapes.get(card.shape_key, "")
+            if text != card.shape_text or not text:
+                card.shape_text = text
+                card.update()
 
     def _problem_for(self, part: Part) -> str:
         problem, where = self.controller.problem, self.controller.problem_part
@@ -610,7 +624,7 @@ class ArchitectureCanvas(QGraphicsView):
         self._indicator = None
         self.cards, self.columns = [], []
         arch = self.controller.arch
-        analysis_stale = not self.controller.analysis_is_current
+        shapes = self._shapes()
         # Shapes not known yet: "…" while the analysis runs, "?" when the network is invalid.
         self.pending_shape = "?" if self.controller.problem is not None else "…"
         self.expanded = {key for key in self.expanded if key[0] < len(arch.stages)}
@@ -618,21 +632,23 @@ class ArchitectureCanvas(QGraphicsView):
         dataset = f"input {arch.in_channels}×{arch.input_size[0]}×{arch.input_size[1]}"
         stem = SimpleCard(
             self, Part.stem(), STEM_WIDTH, stem_steps(arch), CARD_FILL, CARD_BORDER,
-            title="Stem", subtitle=dataset, shape_text="" if analysis_stale else self._stem_shape(),
+            title="Stem", subtitle=dataset, shape_text=shapes.get("stem", ""),
             problem=self._problem_for(Part.stem()),
             tooltip="The stem: turns the image into the first feature maps. "
             "Drop a stem from the palette here to replace it.")
+        stem.shape_key = "stem"
         self._place(stem, x, top)
         self.columns.append(_Column(STEM, QRectF(x, top, STEM_WIDTH, stem.height), card=stem))
         x += STEM_WIDTH + COLUMN_GAP
         for index, stage in enumerate(arch.stages):
-            x = self._build_stage(arch, index, x, top, analysis_stale) + COLUMN_GAP
+            x = self._build_stage(arch, index, x, top, shapes) + COLUMN_GAP
         head = SimpleCard(
             self, Part.head(), HEAD_WIDTH, head_steps(arch), CARD_FILL, CARD_BORDER,
             title="Head", subtitle=f"{arch.num_classes} classes",
-            shape_text="" if analysis_stale else self._shape("fc"),
+            shape_text=shapes.get("fc", ""),
             problem=self._problem_for(Part.head()),
             tooltip="The head: pools each map to one number and classifies.")
+        head.shape_key = "fc"
         self._place(head, x, top)
         self.columns.append(_Column(HEAD, QRectF(x, top, HEAD_WIDTH, head.height), card=head))
         arrow_y = top + self.title_height / 2 + 6
@@ -650,7 +666,7 @@ class ArchitectureCanvas(QGraphicsView):
         self.cards.append(card)
 
     def _build_stage(self, arch: Architecture, index: int, x: float, top: float,
-                     stale: bool) -> float:
+                     shapes: dict[str, str]) -> float:
         stage = arch.stages[index]
         name = f"layer{index + 1}"
         part = Part.stage(index)
@@ -678,9 +694,10 @@ class ArchitectureCanvas(QGraphicsView):
                     shortcut, stride, folded=run,
                     expanded_group=count if expanded and position == first else 1,
                     title=label, subtitle="",
-                    shape_text="" if stale else self._shape(f"{name}.{position + run - 1}"),
+                    shape_text=shapes.get(f"{name}.{position + run - 1}", ""),
                     problem=self._problem_for(block_part),
                     tooltip=self._block_tooltip(arch, index, position, run, shortcut))
+                card.shape_key = f"{name}.{position + run - 1}"
                 if stage.block is None:  # a mixed stage: say which kind each card is
                     card.title = f"{label}  {kind}"
                 self._place(card, x + STAGE_PAD, y)
@@ -689,10 +706,11 @@ class ArchitectureCanvas(QGraphicsView):
         height = y - top - BLOCK_GAP + STAGE_PAD + 2
         frame = StageCard(
             self, part, STAGE_WIDTH, height, title=name, subtitle=subtitle,
-            shape_text="" if stale else self._shape(name), problem=problem,
+            shape_text=shapes.get(name, ""), problem=problem,
             tooltip=f"Stage {name}: {stage.num_blocks} {kinds} blocks, {stage.width} channels wide"
             + (f", the first with stride {stage.stride}" if stage.stride > 1 else "")
             + ". Drag the stage to reorder it.")
+        frame.shape_key = name
         self._place(frame, x, top)
         self.columns.append(_Column(STAGE, QRectF(x, top, STAGE_WIDTH, height), index, frame,
                                     block_cards))

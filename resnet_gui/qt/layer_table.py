@@ -39,14 +39,30 @@ FAILING_TEXT = QColor("#b91c1c")
 GROUP_FILL = QColor("#f1f5fb")
 
 
+# Plain ints: the view asks for data thousands of times per repaint, and comparing or
+# combining Qt's enum members in Python costs more than the answer itself.
+DISPLAY = int(Qt.ItemDataRole.DisplayRole.value)
+ALIGNMENT = int(Qt.ItemDataRole.TextAlignmentRole.value)
+FOREGROUND = int(Qt.ItemDataRole.ForegroundRole.value)
+BACKGROUND = int(Qt.ItemDataRole.BackgroundRole.value)
+FONT = int(Qt.ItemDataRole.FontRole.value)
+TOOLTIP = int(Qt.ItemDataRole.ToolTipRole.value)
+RIGHT = int((Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter).value)
+ITEM_FLAGS = Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+
+
 class _Node:
-    __slots__ = ("row", "parent", "children", "index_in_parent")
+    __slots__ = ("row", "parent", "children", "index_in_parent", "texts", "group")
 
     def __init__(self, row: Any, parent: "_Node | None") -> None:
         self.row = row
         self.parent = parent
         self.children: list[_Node] = []
         self.index_in_parent = 0
+        # The five cells, formatted once rather than at every repaint.
+        self.texts = (row.name, row.type, formatting.shape(row.output_shape),
+                      formatting.count(row.params), formatting.count(row.macs)) if row else ()
+        self.group = row is not None and not row.is_leaf
 
 
 class LayerTreeModel(QAbstractItemModel):
@@ -61,6 +77,9 @@ class LayerTreeModel(QAbstractItemModel):
         self.failing = ""
         self._bold = QFont()
         self._bold.setBold(True)
+        self._failing_row = ""
+        self._failing_text, self._failing_fill = QBrush(FAILING_TEXT), QBrush(FAILING_FILL)
+        self._stale_text, self._group_fill = QBrush(STALE), QBrush(GROUP_FILL)
 
     # -- filling -------------------------------------------------------------------------
 
@@ -69,6 +88,7 @@ class LayerTreeModel(QAbstractItemModel):
         if analysis is self.analysis:
             if (stale, failing) != (self.stale, self.failing):
                 self.stale, self.failing = stale, failing
+                self._failing_row = self.failing_row()
                 if self._root.children:
                     self.dataChanged.emit(self.index(0, 0), self.index(
                         len(self._root.children) - 1, len(COLUMNS) - 1))
@@ -88,6 +108,7 @@ class LayerTreeModel(QAbstractItemModel):
             parent.children.append(node)
             self._by_name[row.name] = node
             stack.append(node)
+        self._failing_row = self.failing_row()
         self.endResetModel()
         return True
 
@@ -156,46 +177,34 @@ class LayerTreeModel(QAbstractItemModel):
                 return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
         return None
 
-    def data(self, index: QModelIndex, role: int = Qt.ItemDataRole.DisplayRole):
-        node = self._node(index)
+    def data(self, index: QModelIndex, role: int = DISPLAY):
+        node = index.internalPointer()
         if node is None:
             return None
-        row, column = node.row, index.column()
-        if role == Qt.ItemDataRole.DisplayRole:
-            if column == 0:
-                return row.name
-            if column == 1:
-                return row.type
-            if column == 2:
-                return formatting.shape(row.output_shape)
-            if column == 3:
-                return formatting.count(row.params)
-            return formatting.count(row.macs)
-        if role == Qt.ItemDataRole.TextAlignmentRole and column in NUMERIC:
-            return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
-        failing = self.failing and row.name == self.failing_row()
-        if role == Qt.ItemDataRole.ForegroundRole:
+        column = index.column()
+        if role == DISPLAY:
+            return node.texts[column]
+        if role == ALIGNMENT:
+            return RIGHT if column >= 3 else None
+        failing = self._failing_row and node.row.name == self._failing_row
+        if role == FOREGROUND:
             if failing:
-                return QBrush(FAILING_TEXT)
-            if self.stale:
-                return QBrush(STALE)
-        if role == Qt.ItemDataRole.BackgroundRole:
+                return self._failing_text
+            return self._stale_text if self.stale else None
+        if role == BACKGROUND:
             if failing:
-                return QBrush(FAILING_FILL)
-            if not row.is_leaf and row.depth == 0:
-                return QBrush(GROUP_FILL)
-        if role == Qt.ItemDataRole.FontRole and (not row.is_leaf or failing):
-            return self._bold
-        if role == Qt.ItemDataRole.ToolTipRole:
-            return (f"{row.name} ({row.type}): output {formatting.shape(row.output_shape)}, "
-                    f"{formatting.count(row.params)} parameters, "
-                    f"{formatting.count(row.macs)} multiply-adds")
+                return self._failing_fill
+            return self._group_fill if node.group and node.row.depth == 0 else None
+        if role == FONT:
+            return self._bold if node.group or failing else None
+        if role == TOOLTIP:
+            row = node.row
+            return (f"{row.name} ({row.type}): output {node.texts[2]}, {node.texts[3]} "
+                    f"parameters, {node.texts[4]} multiply-adds")
         return None
 
     def flags(self, index: QModelIndex):
-        if not index.isValid():
-            return Qt.ItemFlag.NoItemFlags
-        return Qt.ItemFlag.ItemIsEnabled | Qt.ItemFlag.ItemIsSelectable
+        return ITEM_FLAGS if index.isValid() else Qt.ItemFlag.NoItemFlags
 
 
 class LayerTable(QTreeView):
