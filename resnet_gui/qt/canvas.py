@@ -183,6 +183,16 @@ class CardItem(QGraphicsItem):
     def boundingRect(self) -> QRectF:
         return QRectF(-3, -3, self.width + 12, self.height + 12)
 
+    def signature(self) -> tuple:
+        """Everything the card draws: an old card with the same signature is kept (with its
+        cached picture) instead of painting a new one."""
+        return (type(self).__name__, self.part, self.pos().x(), self.pos().y(), self.width,
+                self.height, self.title, self.subtitle, self.shape_text, self.problem,
+                self.toolTip(), *self.extra_signature())
+
+    def extra_signature(self) -> tuple:
+        return ()
+
     def card_rect(self) -> QRectF:
         return QRectF(0, 0, self.width, self.height)
 
@@ -280,6 +290,9 @@ class SimpleCard(CardItem):
     def current_fill(self) -> QColor:
         return self.frame_colours(self.fill, self.border)[0]
 
+    def extra_signature(self) -> tuple:
+        return (tuple(self.steps),)
+
     def paint(self, painter: QPainter, option: QStyleOptionGraphicsItem, widget=None) -> None:
         painter.setRenderHint(QPainter.RenderHint.Antialiasing)
         self.paint_frame(painter, self.fill, self.border)
@@ -338,6 +351,10 @@ class BlockCard(CardItem):
             height += canvas.problem_height(kwargs["problem"], width - 16) + 6
         super().__init__(canvas, part, width, height, **kwargs)
         self.setZValue(1)
+
+    def extra_signature(self) -> tuple:
+        return (self.kind, tuple(self.steps), self.shortcut, self.shortcut_stride, self.folded,
+                self.expanded_group)
 
     @property
     def post_activation(self) -> bool:
@@ -531,6 +548,7 @@ class ArchitectureCanvas(QGraphicsView):
         self.auto_fit = True
         self.columns: list[_Column] = []
         self.cards: list[CardItem] = []
+        self._decorations: list[QGraphicsItem] = []  # arrows and connectors between cards
         self._press: tuple[QPoint, CardItem | None] | None = None
         self._indicator = None
         self._update_fonts()
@@ -620,9 +638,11 @@ class ArchitectureCanvas(QGraphicsView):
     def rebuild(self, *_args) -> None:
         """Recreate every card from the controller's state (a few ms even for resnet152)."""
         scene = self.scene()
-        scene.clear()
-        self._indicator = None
-        self.cards, self.columns = [], []
+        self._hide_indicator()
+        for item in self._decorations:
+            scene.removeItem(item)
+        previous = self.cards
+        self.cards, self.columns, self._decorations = [], [], []
         arch = self.controller.arch
         shapes = self._shapes()
         # Shapes not known yet: "…" while the analysis runs, "?" when the network is invalid.
@@ -653,8 +673,11 @@ class ArchitectureCanvas(QGraphicsView):
         self.columns.append(_Column(HEAD, QRectF(x, top, HEAD_WIDTH, head.height), card=head))
         arrow_y = top + self.title_height / 2 + 6
         for before, after in zip(self.columns, self.columns[1:]):
-            scene.addItem(FlowArrow(QPointF(before.rect.right() + 2, arrow_y),
-                                    QPointF(after.rect.left() - 2, arrow_y)))
+            arrow = FlowArrow(QPointF(before.rect.right() + 2, arrow_y),
+                              QPointF(after.rect.left() - 2, arrow_y))
+            scene.addItem(arrow)
+            self._decorations.append(arrow)
+        self._reuse_unchanged(previous)
         bottom = max(column.rect.bottom() for column in self.columns)
         scene.setSceneRect(QRectF(0, 0, x + HEAD_WIDTH + MARGIN, bottom + MARGIN + 24))
         self._on_selection(self.controller.selection)
@@ -662,8 +685,25 @@ class ArchitectureCanvas(QGraphicsView):
 
     def _place(self, card: CardItem, x: float, y: float) -> None:
         card.setPos(x, y)
-        self.scene().addItem(card)
         self.cards.append(card)
+
+    def _reuse_unchanged(self, previous: list[CardItem]) -> None:
+        """Put the new cards in the scene, keeping old ones that would look the same."""
+        scene = self.scene()
+        unused = {card.signature(): card for card in previous}
+        for index, card in enumerate(self.cards):
+            old = unused.pop(card.signature(), None)
+            if old is not None:
+                self.cards[index] = old
+                for column in self.columns:
+                    if column.card is card:
+                        column.card = old
+                    if column.blocks and card in column.blocks:
+                        column.blocks[column.blocks.index(card)] = old
+            else:
+                scene.addItem(card)
+        for card in unused.values():
+            scene.removeItem(card)
 
     def _build_stage(self, arch: Architecture, index: int, x: float, top: float,
                      shapes: dict[str, str]) -> float:
@@ -720,6 +760,7 @@ class ArchitectureCanvas(QGraphicsView):
             line = self.scene().addLine(QLineF(centre, upper.pos().y() + upper.height,
                                                centre, lower.pos().y()), QPen(MUTED, 1.4))
             line.setZValue(0)
+            self._decorations.append(line)
         return x + STAGE_WIDTH
 
     def _block_tooltip(self, arch: Architecture, index: int, position: int, run: int,

@@ -15,6 +15,8 @@ from PySide6.QtCore import (
     QItemSelectionModel,
     QModelIndex,
     Qt,
+    QTimer,
+    Signal,
 )
 from PySide6.QtGui import QBrush, QColor, QFont
 from PySide6.QtWidgets import (
@@ -237,6 +239,8 @@ class LayerTable(QTreeView):
 class LayerTablePanel(QWidget):
     """The table, the failing-layer line above it and the totals below it."""
 
+    refreshed = Signal()  # the table shows the controller's newest figures
+
     def __init__(self, controller: EditorController, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.controller = controller
@@ -263,11 +267,21 @@ class LayerTablePanel(QWidget):
         self.table.expanded.connect(lambda index: self._remember(index, True))
         self.table.collapsed.connect(lambda index: self._remember(index, False))
         self.table.selectionModel().selectionChanged.connect(self._on_rows_selected)
-        controller.analysisChanged.connect(self.refresh)
+        # New figures refresh the table one event later, after the canvas has repainted: two
+        # short pauses of the event loop instead of one long one.
+        self._refresh_timer = QTimer(self)
+        self._refresh_timer.setSingleShot(True)
+        self._refresh_timer.setInterval(0)
+        self._refresh_timer.timeout.connect(self.refresh)
+        controller.analysisChanged.connect(self._refresh_timer.start)
         controller.selectionChanged.connect(self._on_part_selected)
         self.refresh()
 
     # -- refresh -------------------------------------------------------------------------
+
+    @property
+    def refresh_pending(self) -> bool:
+        return self._refresh_timer.isActive()
 
     def refresh(self) -> None:
         controller = self.controller
@@ -293,6 +307,7 @@ class LayerTablePanel(QWidget):
             self.problem_label.hide()
         self.totals_label.setText(totals_text(controller.analysis, stale,
                                               invalid=problem is not None))
+        self.refreshed.emit()
 
     def _remember(self, index, expanded: bool) -> None:
         name = self.table.model().name_at(index)

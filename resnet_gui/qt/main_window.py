@@ -7,6 +7,7 @@ panels are added with :meth:`MainWindow.add_panel`.
 
 from __future__ import annotations
 
+import gc
 import os
 from pathlib import Path
 
@@ -122,6 +123,7 @@ class MainWindow(QMainWindow):
         self.settings = settings if settings is not None else app_settings()
         self.dataset = dataset or dataset_named(self.settings.value("data/dataset", "", str))
         self.document = Document(arch, path)
+        self._frozen_after_first_analysis = False
         self.quiet_errors = False  # tests: report errors in the status bar only, no dialogs
         self._export_job: _ExportJob | None = None
         self._export_pool = QThreadPool(self)
@@ -444,6 +446,11 @@ class MainWindow(QMainWindow):
     def _on_analysis(self) -> None:
         controller = self.controller
         analysis = controller.analysis
+        if analysis is not None and not self._frozen_after_first_analysis:
+            # The first analysis (on a thread in this process) leaves torch's caches behind;
+            # freeze them too, so that garbage collections never walk them (see app.py).
+            self._frozen_after_first_analysis = True
+            gc.freeze()
         if controller.problem is not None:
             self.status_state.setText("<span style='color:#b91c1c'>● invalid</span>")
             self.status_state.setToolTip(str(controller.problem))
@@ -742,7 +749,7 @@ class MainWindow(QMainWindow):
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             QApplication.processEvents()
-            if self.controller.is_settled:
+            if self.controller.is_settled and not self.table_panel.refresh_pending:
                 QApplication.processEvents()
                 return True
             time.sleep(0.005)

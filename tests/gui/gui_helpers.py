@@ -70,4 +70,5 @@ def gap_point(canvas, before_stage: int) -> QPoint:
 
 def settle(qtbot, window, timeout_ms: int = 60000) -> None:
     """Wait until the window shows the analysis of the current architecture."""
-    qtbot.waitUntil(lambda: window.controller.is_settled, timeout=timeout_ms)
+    qtbot.waitUntil(lambda: window.controller.is_settled
+                    and not window.table_panel.refresh_pending, timeout=timeout_ms)
