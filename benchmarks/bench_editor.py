@@ -142,13 +142,14 @@ def main() -> int:
             card = canvas.card_for(Part.blocks(2, 0))
             point = card.mapToScene(card.width / 2, card.height * 0.9)
             canvas.apply_drop(Payload("block", "bottleneck"), point)
-        else:  # change a stage's width in the inspector
-            stage = 1 + number % 3
-            controller.select(Part.stage(stage))
+        else:  # change the selected stage's width in the inspector
             window.inspector.stage_width.setValue(next(widths))
 
     probe.start()
     for number in range(args.edits):
+        if number % 3:  # the user first clicks the stage, then changes its width
+            controller.select(Part.stage(1 + number % 3))
+            run_loop(app, 0.15)
         edit(number)
         run_loop(app, args.spacing)
     probe.stop()

@@ -197,8 +197,8 @@ class LayerTreeModel(QAbstractItemModel):
             if failing:
                 return self._failing_fill
             return self._group_fill if node.group and node.row.depth == 0 else None
-        if role == FONT:
-            return self._bold if node.group or failing else None
+        if role == FONT:  # bold for the stage rows only: bold text costs repaint time
+            return self._bold if (node.group and node.row.depth == 0) or failing else None
         if role == TOOLTIP:
             row = node.row
             return (f"{row.name} ({row.type}): output {node.texts[2]}, {node.texts[3]} "
