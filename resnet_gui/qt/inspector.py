@@ -389,11 +389,18 @@ class Inspector(QWidget):
             self.subtitle.setText("The whole network. Select a card on the canvas to edit it.")
             with QSignalBlocker(self.name_edit):
                 self.name_edit.setText(arch.name)
+            stages = "".join(
+                f"<tr><td><b>layer{index + 1}</b>&nbsp;</td><td>{stage.block or 'mixed'} "
+                f"×{stage.num_blocks} · {stage.width} wide"
+                + (f" · /{stage.stride}" if stage.stride > 1 else "")
+                + f" · {stage.shortcut.kind}</td></tr>"
+                for index, stage in enumerate(arch.stages))
             self.network_note.setText(
                 f"Input {arch.in_channels} × {arch.input_size[0]} × {arch.input_size[1]}, "
                 f"{arch.num_classes} classes, {len(arch.stages)} stages, "
-                f"{arch.num_blocks} blocks. Drag parts from the palette onto the canvas; "
-                "Delete removes the selection, Ctrl+D duplicates it.")
+                f"{arch.num_blocks} blocks:<table style='margin: 6px 0'>{stages}</table>"
+                "Drag parts from the palette onto the canvas. Delete removes the selection, "
+                "Ctrl+D duplicates it, Ctrl+Z undoes any edit.")
         elif part.kind == edits.STEM:
             self._refresh_stem(arch)
         elif part.kind == edits.STAGE:
