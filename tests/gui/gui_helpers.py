@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import warnings
+
 from PySide6.QtCore import QMimeData, QPoint, QPointF, Qt
 from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtTest import QTest
@@ -35,11 +37,14 @@ def drag_and_drop(canvas, mime: QMimeData, point: QPoint) -> bool:
     viewport = canvas.viewport()
     action = Qt.DropAction.CopyAction | Qt.DropAction.MoveAction
     buttons, modifiers = Qt.MouseButton.LeftButton, Qt.KeyboardModifier.NoModifier
-    enter = QDragEnterEvent(QPointF(point), action, mime, buttons, modifiers)
+    with warnings.catch_warnings():
+        # Qt marks the QPoint constructors deprecated, yet PySide offers no other.
+        warnings.simplefilter("ignore", DeprecationWarning)
+        enter = QDragEnterEvent(point, action, mime, buttons, modifiers)
+        move = QDragMoveEvent(point, action, mime, buttons, modifiers)
     QApplication.sendEvent(viewport, enter)
     if not enter.isAccepted():
         return False
-    move = QDragMoveEvent(QPointF(point), action, mime, buttons, modifiers)
     QApplication.sendEvent(viewport, move)
     if not move.isAccepted():
         return False

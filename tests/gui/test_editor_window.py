@@ -182,3 +182,16 @@ def test_palette_lists_every_kind_with_an_icon(make_window):
         assert item is not None and not item.icon(0).isNull(), (category, value)
         assert item.toolTip(0)
     assert palette.dragDropMode() == QAbstractItemView.DragDropMode.DragOnly
+
+
+def test_new_from_preset_dialog_shows_each_description(make_window, qtbot):
+    from resnet_gui.qt.main_window import PresetDialog
+    from resnet_gui.spec.presets import PRESETS
+
+    window = make_window()
+    dialog = PresetDialog(window)
+    qtbot.addWidget(dialog)
+    texts = [dialog.list.item(i).text() for i in range(dialog.list.count())]
+    assert texts == [f"{name}\n{preset.description}" for name, preset in PRESETS.items()]
+    dialog.list.setCurrentRow(texts.index(next(t for t in texts if t.startswith("resnet34\n"))))
+    assert dialog.chosen() == "resnet34"
