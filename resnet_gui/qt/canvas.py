@@ -342,7 +342,7 @@ class BlockCard(CardItem):
         self.shortcut_stride = shortcut_stride
         self.folded = folded  # N > 1: this card stands for N identical blocks
         self.expanded_group = expanded_group  # N > 1: first card of an unfolded run of N
-        self.branch_top = canvas.header_height(False) + 10
+        self.branch_top = canvas.header_height(bool(kwargs.get("subtitle"))) + 10
         self.add_y = self.branch_top + steps_height(steps, canvas.tag_height) + 8
         height = self.add_y + 9 + (canvas.tag_height if self.post_activation else 2) + \
             canvas.small_height + 6
@@ -733,13 +733,13 @@ class ArchitectureCanvas(QGraphicsView):
                     self, block_part, block_width, kind, block_steps(kind, stage.width, stride),
                     shortcut, stride, folded=run,
                     expanded_group=count if expanded and position == first else 1,
-                    title=label, subtitle="",
+                    title=label,
+                    # A mixed stage says which kind each card is.
+                    subtitle=kind if stage.block is None else "",
                     shape_text=shapes.get(f"{name}.{position + run - 1}", ""),
                     problem=self._problem_for(block_part),
                     tooltip=self._block_tooltip(arch, index, position, run, shortcut))
                 card.shape_key = f"{name}.{position + run - 1}"
-                if stage.block is None:  # a mixed stage: say which kind each card is
-                    card.title = f"{label}  {kind}"
                 self._place(card, x + STAGE_PAD, y)
                 block_cards.append(card)
                 y += card.height + BLOCK_GAP + (4 if run > 1 else 0)
