@@ -293,7 +293,8 @@ def run_train(args: argparse.Namespace) -> int:
         raise UserError("give an architecture to train (a preset name such as fmnist-fast, or "
                         "a JSON file), or --resume a checkpoint")
     if checkpoint is not None:
-        base = Recipe.from_dict(checkpoint.get("recipe"))
+        # The stored plan, without the stored run's --max-steps (that bound ended it).
+        base = Recipe.from_dict(checkpoint.get("recipe")).replace(max_steps=None)
         arch = (resolve_architecture(args.arch) if args.arch
                 else checkpoint_architecture(checkpoint, args.resume))
     else:

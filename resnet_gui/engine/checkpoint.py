@@ -143,7 +143,7 @@ def checkpoint_architecture(checkpoint: dict[str, Any], path: str = "checkpoint"
 
 
 def _plural(count: int, word: str) -> str:
-    return f"{count} {word}" if count == 1 else f"{count} {word}s"
+    return f"{count} {word}" if count == 1 else f"{count} {word}{'es' if word.endswith('s') else 's'}"
 
 
 def architecture_differences(saved: Architecture, current: Architecture) -> list[str]:

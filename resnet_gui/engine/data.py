@@ -131,8 +131,8 @@ def make_bundle(train_images, train_labels, test_images, test_labels, class_name
     normalisation statistics come from the training images."""
     train_images = _as_nchw(train_images)
     test_images = _as_nchw(test_images)
-    train_labels = torch.as_tensor(np.asarray(train_labels), dtype=torch.int64)
-    test_labels = torch.as_tensor(np.asarray(test_labels), dtype=torch.int64)
+    train_labels = torch.as_tensor(np.array(train_labels, dtype=np.int64))
+    test_labels = torch.as_tensor(np.array(test_labels, dtype=np.int64))
     mean, std = channel_statistics(train_images)
     return DataBundle(train_images, train_labels, test_images, test_labels,
                       tuple(str(name) for name in class_names), mean, std, **extra)
@@ -594,9 +594,9 @@ class BatchMaker:
             batch = F.interpolate(batch, size=(self.resize, self.resize), mode="bilinear",
                                   align_corners=False, antialias=batch.shape[-1] > self.resize)
         batch = torch.addcmul(self._shift, batch, self._scale)
-        if self.channels_last:
-            batch = batch.contiguous(memory_format=torch.channels_last)
-        return batch
+        if self.channels_last and batch.shape[1] > 1:
+            return batch.contiguous(memory_format=torch.channels_last)
+        return _standard_strides(batch)
 
     def _crop_and_flip(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         n, _, h, w = images.shape
@@ -618,6 +618,19 @@ class BatchMaker:
         elif self.flip:
             images = torch.where(flips.to(device)[:, None, None, None], images.flip(3), images)
         return images
+
+
+def _standard_strides(batch: torch.Tensor) -> torch.Tensor:
+    """``batch`` with row-major strides. A one-channel batch cut from a channels-last gather
+    counts as contiguous but keeps strides like (HW, 1, W, 1); oneDNN's convolution backward
+    corrupts the heap on those (torch 2.14, CPU), so give it the canonical strides."""
+    expected, size = [], 1
+    for dim in reversed(batch.shape):
+        expected.append(size)
+        size *= dim
+    if tuple(reversed(expected)) == batch.stride():
+        return batch
+    return batch.clone(memory_format=torch.contiguous_format)
 
 
 def preprocess(bundle: DataBundle, images: torch.Tensor, recipe: Recipe,

@@ -107,6 +107,19 @@ def configure_backends(device: torch.device) -> None:
         torch.backends.cudnn.allow_tf32 = True
 
 
+def channels_last_is_safe(model: torch.nn.Module, device: torch.device) -> bool:
+    """False where channels_last would hit a known CPU bug: oneDNN's backward of a strided 1x1
+    convolution with 2 to 7 input channels corrupts the heap in channels_last (torch 2.14;
+    seen with narrow custom stages). Such networks train in the default layout instead."""
+    if device.type != "cpu":
+        return True
+    for module in model.modules():
+        if (isinstance(module, torch.nn.Conv2d) and tuple(module.kernel_size) == (1, 1)
+                and tuple(module.stride) != (1, 1) and 1 < module.in_channels < 8):
+            return False
+    return True
+
+
 def is_out_of_memory(error: BaseException) -> bool:
     if isinstance(error, getattr(torch, "OutOfMemoryError", ())):
         return True

@@ -41,6 +41,7 @@ from resnet_gui.engine.data import (
 )
 from resnet_gui.engine.device import (
     Placement,
+    channels_last_is_safe,
     configure_backends,
     free_accelerator_memory,
     is_out_of_memory,
@@ -220,6 +221,8 @@ class Trainer:
         self._maker: BatchMaker | None = None
         self._device_data: DataBundle | None = None
         self._eval_batch = 256
+        # Seconds between StepEnd events (the last step always reports); 0 reports every step.
+        self.report_interval = 1.0 / EVENTS_PER_SECOND
 
     # -- control from any thread ------------------------------------------------------------
 
@@ -302,11 +305,12 @@ class Trainer:
         torch.manual_seed(recipe.seed)
         model = build_model(arch)
         initialise(model, recipe.init, recipe.zero_init_last)
-        memory_format = torch.channels_last if recipe.channels_last else torch.preserve_format
+        channels_last = recipe.channels_last and channels_last_is_safe(model, device)
+        memory_format = torch.channels_last if channels_last else torch.preserve_format
         model = model.to(device=device, memory_format=memory_format)
         self.model = model
         device_data = self._device_data = self._place_data(data, device)
-        maker = self._maker = BatchMaker.for_bundle(device_data, recipe, device)
+        maker = self._maker = BatchMaker.for_bundle(device_data, recipe, device, channels_last)
         optimizer = make_optimizer(model, recipe)
         plan = LearningRatePlan(recipe)
         scaler = torch.amp.GradScaler(device.type, enabled=placement.uses_scaler)
@@ -409,7 +413,7 @@ class Trainer:
         def report(force: bool) -> None:
             nonlocal last_report
             now = time.perf_counter()
-            if window.seen == 0 or not (force or now - last_report >= 1 / EVENTS_PER_SECOND):
+            if window.seen == 0 or not (force or now - last_report >= self.report_interval):
                 return
             check_losses(force=True)
             loss, accuracy = window.means()
@@ -462,8 +466,9 @@ class Trainer:
                     scaler.step(optimizer)
                     scaler.update()
                 except Exception as error:
-                    if device.type == "cpu" or not is_out_of_memory(error):
+                    if not is_out_of_memory(error):
                         raise
+                    del error  # its traceback holds the failed step's tensors
                     batch_size = self._smaller_batch(batch_size, device, optimizer)
                     continue
                 correct = (logits.detach().argmax(dim=1) == labels).sum()
@@ -631,7 +636,7 @@ class Trainer:
                                             autocast=placement.autocast)
                 break
             except Exception as error:
-                if device.type == "cpu" or not is_out_of_memory(error) or batch <= 1:
+                if not is_out_of_memory(error) or batch <= 1:
                     raise
                 free_accelerator_memory(device)
                 batch //= 2
