@@ -274,14 +274,20 @@ class LayerTablePanel(QWidget):
         self._refresh_timer.setInterval(0)
         self._refresh_timer.timeout.connect(self.refresh)
         controller.analysisChanged.connect(self._refresh_timer.start)
-        controller.selectionChanged.connect(self._on_part_selected)
+        # Likewise the rows of a newly selected part are highlighted one event after the card.
+        self._selection_timer = QTimer(self)
+        self._selection_timer.setSingleShot(True)
+        self._selection_timer.setInterval(0)
+        self._selection_timer.timeout.connect(
+            lambda: self._on_part_selected(self.controller.selection))
+        controller.selectionChanged.connect(self._on_selection_changed)
         self.refresh()
 
     # -- refresh -------------------------------------------------------------------------
 
     @property
     def refresh_pending(self) -> bool:
-        return self._refresh_timer.isActive()
+        return self._refresh_timer.isActive() or self._selection_timer.isActive()
 
     def refresh(self) -> None:
         controller = self.controller
@@ -352,6 +358,10 @@ class LayerTablePanel(QWidget):
             return [part.layer_name()]
         stage = f"layer{part.stage_index + 1}"
         return [f"{stage}.{position}" for position in part.block_range]
+
+    def _on_selection_changed(self, part: Part | None) -> None:
+        if not self._syncing:  # a selection made in the table itself needs no echo
+            self._selection_timer.start()
 
     def _on_part_selected(self, part: Part | None) -> None:
         if self._syncing:
