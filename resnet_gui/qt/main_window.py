@@ -715,8 +715,12 @@ class MainWindow(QMainWindow):
         geometry = self.settings.value("window/geometry")
         if isinstance(geometry, QByteArray) and not geometry.isEmpty():
             self.restoreGeometry(geometry)
-        else:
-            self.resize(DEFAULT_SIZE)
+        else:  # 1600 x 1000, or nine tenths of a smaller screen
+            screen = self.screen().availableGeometry() if self.screen() else None
+            size = DEFAULT_SIZE if screen is None else DEFAULT_SIZE.boundedTo(
+                QSize(int(screen.width() * 0.9), int(screen.height() * 0.9)))
+            self.resize(size)
+            self._apply_default_proportions(size)
         for splitter, key in ((self.main_splitter, "window/main_splitter"),
                               (self.centre_splitter, "window/centre_splitter")):
             state = self.settings.value(key)
