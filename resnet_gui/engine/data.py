@@ -601,22 +601,24 @@ class BatchMaker:
     def _crop_and_flip(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
         n, _, h, w = images.shape
         pad = self.crop_padding if self.crop_padding is not None else crop_padding_for(min(h, w))
-        # Random draws on the CPU generator keep runs identical across devices.
-        dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-        dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator)
-        flips = torch.rand(n, generator=generator) < 0.5
-        device = images.device
+        # Draw where the generator lives: on a GPU, a copy from the CPU would wait for every
+        # queued kernel first.
+        device = generator.device
+        dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=device)
+        dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=device)
+        flips = torch.rand(n, generator=generator, device=device) < 0.5
+        images = images.to(device, non_blocking=True)
         if pad > 0:
             padded = F.pad(images, (pad, pad, pad, pad)).permute(0, 2, 3, 1)  # N, H, W, C
-            rows = (dy[:, None] + torch.arange(h))[:, :, None].to(device)
-            cols = (dx[:, None] + torch.arange(w))[:, None, :].to(device)
+            rows = (dy[:, None] + torch.arange(h, device=device))[:, :, None]
+            cols = (dx[:, None] + torch.arange(w, device=device))[:, None, :]
             if self.flip:
                 # A flip is a reversed column index: fold it into the same gather.
-                cols = torch.where(flips.to(device)[:, None, None], cols.flip(2), cols)
+                cols = torch.where(flips[:, None, None], cols.flip(2), cols)
             index = torch.arange(n, device=device)[:, None, None]
             images = padded[index, rows, cols].permute(0, 3, 1, 2)
         elif self.flip:
-            images = torch.where(flips.to(device)[:, None, None, None], images.flip(3), images)
+            images = torch.where(flips[:, None, None, None], images.flip(3), images)
         return images
 
 
@@ -647,9 +649,11 @@ def epoch_order(num_examples: int, seed: int, epoch: int) -> torch.Tensor:
     return torch.randperm(num_examples, generator=generator)
 
 
-def augment_generator(seed: int, step: int) -> torch.Generator:
-    """The generator of one step's augmentation, a pure function of (seed, step)."""
-    return torch.Generator().manual_seed(derive_seed(seed, 2, step))
+def augment_generator(seed: int, step: int, device: torch.device | str = "cpu"
+                      ) -> torch.Generator:
+    """The generator of one step's augmentation, a pure function of (seed, step) on a given
+    device (the same seed draws other numbers on a GPU than on the CPU)."""
+    return torch.Generator(device=device).manual_seed(derive_seed(seed, 2, step))
 
 
 def derive_seed(seed: int, purpose: int, index: int) -> int:

@@ -311,6 +311,7 @@ class Trainer:
         self.model = model
         device_data = self._device_data = self._place_data(data, device)
         maker = self._maker = BatchMaker.for_bundle(device_data, recipe, device, channels_last)
+        augment_device = device_data.train_images.device  # where batches are cut and augmented
         optimizer = make_optimizer(model, recipe)
         plan = LearningRatePlan(recipe)
         scaler = torch.amp.GradScaler(device.type, enabled=placement.uses_scaler)
@@ -429,7 +430,7 @@ class Trainer:
         while epoch < recipe.epochs and reason == "completed":
             if order is None:
                 order = epoch_order(num_train, recipe.seed, epoch)
-            device_order = order.to(device_data.train_images.device)
+            device_order = order.to(augment_device)
             while position < num_train:
                 if recipe.max_steps is not None and step >= recipe.max_steps:
                     reason = "max_steps"
@@ -450,8 +451,9 @@ class Trainer:
                 index = device_order[position:position + take]
                 labels = device_data.train_labels[index]
                 try:
-                    inputs = maker(device_data.train_images[index],
-                                   augment_generator(recipe.seed, step))
+                    generator = (augment_generator(recipe.seed, step, augment_device)
+                                 if recipe.augment else None)
+                    inputs = maker(device_data.train_images[index], generator)
                     lr = plan.lr(epoch + position / num_train)
                     for group in optimizer.param_groups:
                         group["lr"] = lr

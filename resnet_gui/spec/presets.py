@@ -145,6 +145,20 @@ _PRESET_LIST: list[Preset] = [
         shortcut=Shortcut(kind="projection", batch_norm=False, bias=False),
     ),
     *(_cifar(n) for n in (3, 5, 7, 9, 18)),
+    Preset(
+        name="fmnist-fast",
+        description="Small ResNet for Fashion-MNIST at 28x28 on a laptop CPU: 3x3 stem, "
+        "basic blocks 1-1-1, widths 32/64/128, each stage halving the resolution",
+        stem=Stem(kind="single", width=24, kernel=3, stride=1, bias=False, max_pool=False),
+        block="basic",
+        blocks_per_stage=(1, 1, 1),
+        widths=(32, 64, 128),
+        strides=(2, 2, 2),
+        shortcut=TORCHVISION_SHORTCUT,
+        in_channels=1,
+        num_classes=10,
+        input_size=28,
+    ),
 ]
 
 PRESETS: dict[str, Preset] = {preset.name: preset for preset in _PRESET_LIST}
