@@ -38,6 +38,9 @@ def create_main_window(arch: str | None = None, settings=None):
     # the import lock while the window starts.
     import resnet_gui.engine.analysis  # noqa: F401
     window = MainWindow(architecture, path, settings=settings, dataset=dataset)
+    from resnet_gui.qt.training import install_training_panels
+
+    install_training_panels(window)
     # torch and Qt leave hundreds of thousands of long-lived objects; a full garbage
     # collection walking them all stalled the window for 0.2-0.6 s while editing. Frozen,
     # they are skipped, and a collection only walks what the editor creates.
