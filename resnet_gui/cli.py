@@ -64,6 +64,12 @@ def main(argv: Sequence[str] | None = None) -> int:
     except UserError as error:
         print(f"resnet-gui: error: {error}", file=sys.stderr)
         return error.exit_code
+    except BrokenPipeError:
+        # The reader went away (``resnet-gui summary ... | head``): not an error.
+        import os
+
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return 0
     except KeyboardInterrupt:
         print("resnet-gui: interrupted", file=sys.stderr)
         return 130

@@ -7,3 +7,12 @@ os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
 
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = REPO.parent / "shared" / "data"
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _private_runs_folder(tmp_path_factory, monkeypatch):
+    """No test reads or writes the user's own saved runs."""
+    monkeypatch.setenv("RESNET_GUI_RUNS", str(tmp_path_factory.mktemp("runs")))

@@ -65,6 +65,8 @@ class Evaluation:
     wrong_indices: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     wrong_predicted: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
     wrong_confidence: np.ndarray = field(default_factory=lambda: np.zeros(0, np.float32))
+    # The predicted class of every test image, so a view can list any confusion-matrix cell.
+    predictions: np.ndarray = field(default_factory=lambda: np.zeros(0, np.int64))
 
 
 @dataclass(frozen=True)

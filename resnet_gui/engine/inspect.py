@@ -160,4 +160,5 @@ def evaluate_model(
         wrong_indices=worst.astype(np.int64),
         wrong_predicted=predicted[worst],
         wrong_confidence=confidence[worst],
+        predictions=predicted,
     )

@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resnet_gui.spec.model import BLOCK_EXPANSION, Architecture, Shortcut, Stem, validate
+from resnet_gui.spec.model import BLOCK_EXPANSION, Architecture, Head, Shortcut, Stem, validate
 
 
 def conv3x3(in_ch: int, out_ch: int, stride: int = 1, bias: bool = False) -> nn.Conv2d:
@@ -249,6 +249,24 @@ def build_stem(stem: Stem, in_channels: int) -> dict[str, nn.Module]:
     }
 
 
+def build_head(
+    head: Head, channels: int, num_classes: int, final_preactivation: bool
+) -> dict[str, nn.Module]:
+    """The modules after the last stage, keyed by their names, in the order they run.
+
+    Pre-activation blocks leave their output un-normalised, so the head then starts with
+    BN-ReLU (``final_bn``, ``final_relu``); absent parts are ``nn.Identity``.
+    """
+    return {
+        "final_bn": nn.BatchNorm2d(channels) if final_preactivation else nn.Identity(),
+        "final_relu": nn.ReLU(inplace=True) if final_preactivation else nn.Identity(),
+        "global_pool": nn.AdaptiveAvgPool2d(1) if head.pool == "avg" else nn.AdaptiveMaxPool2d(1),
+        "flatten": nn.Flatten(1),
+        "dropout": nn.Dropout(head.dropout) if head.dropout > 0 else nn.Identity(),
+        "fc": nn.Linear(channels, num_classes),
+    }
+
+
 class ResNet(nn.Module):
     """A residual network built from an :class:`Architecture` (kept as ``self.arch``)."""
 
@@ -274,18 +292,9 @@ class ResNet(nn.Module):
             name = f"layer{index + 1}"
             self.add_module(name, nn.Sequential(*blocks))
             self.stage_names.append(name)
-        if arch.final_preactivation:
-            self.final_bn: nn.Module = nn.BatchNorm2d(channels)
-            self.final_relu: nn.Module = nn.ReLU(inplace=True)
-        else:
-            self.final_bn = nn.Identity()
-            self.final_relu = nn.Identity()
-        self.global_pool = (
-            nn.AdaptiveAvgPool2d(1) if arch.head.pool == "avg" else nn.AdaptiveMaxPool2d(1)
-        )
-        self.flatten = nn.Flatten(1)
-        self.dropout = nn.Dropout(arch.head.dropout) if arch.head.dropout > 0 else nn.Identity()
-        self.fc = nn.Linear(channels, arch.num_classes)
+        for name, module in build_head(arch.head, channels, arch.num_classes,
+                                       arch.final_preactivation).items():
+            self.add_module(name, module)
         self.num_features = channels
         self.reset_parameters()
 

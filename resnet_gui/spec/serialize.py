@@ -26,6 +26,10 @@ from resnet_gui.spec.model import (
 )
 
 SCHEMA = "resnet-gui/architecture"
+
+# The process's umask, read once at import (reading it means setting it, briefly).
+_UMASK = os.umask(0o022)
+os.umask(_UMASK)
 SCHEMA_VERSION = 1
 
 _STEM_FIELDS = ("kind", "width", "kernel", "stride", "padding", "bias", "batch_norm", "max_pool")
@@ -222,6 +226,13 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
             handle.write(data)
             handle.flush()
             os.fsync(handle.fileno())
+        # mkstemp makes the file private (0600); give it the mode the file had, or the mode
+        # a plain open() would give it.
+        try:
+            mode = path.stat().st_mode & 0o7777
+        except OSError:
+            mode = 0o666 & ~_UMASK
+        os.chmod(tmp, mode)
         os.replace(tmp, path)
     except OSError as error:
         try:

@@ -1,0 +1,224 @@
+"""``resnet-gui presets``, ``resnet-gui summary ARCH`` and ``resnet-gui export ARCH``.
+
+ARCH is a preset name or an architecture JSON file. Mistakes (a bad file, an unknown preset,
+an input too small for the network) raise the project's own errors, which the entry point
+prints as one line on stderr.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+
+from resnet_gui.errors import ArchitectureError
+from resnet_gui.spec.model import Architecture, validate
+from resnet_gui.spec.presets import PRESETS, build_preset
+from resnet_gui.spec.serialize import load_file
+
+ARCH_HELP = "a preset name (see 'resnet-gui presets') or an architecture JSON file"
+EXPORT_FORMATS = ("json", "py", "onnx", "pt2")
+
+
+def add_parsers(subparsers: argparse._SubParsersAction) -> None:
+    presets = subparsers.add_parser(
+        "presets", help="list the named architectures",
+        description="List the named architectures with a one-line description each.",
+    )
+    presets.set_defaults(func=run_presets)
+
+    summary = subparsers.add_parser(
+        "summary", help="per-layer table: output shapes, parameters, multiply-adds",
+        description="Analyse an architecture layer by layer (on the meta device: nothing is "
+        "allocated) and print a table, or JSON with --json.",
+    )
+    summary.add_argument("arch", metavar="ARCH", help=ARCH_HELP)
+    _add_shape_options(summary)
+    summary.add_argument(
+        "--json", action="store_true",
+        help="print one JSON object; its layers are the leaf layers, summing to the totals",
+    )
+    summary.set_defaults(func=run_summary)
+
+    export = subparsers.add_parser(
+        "export", help="write the architecture as JSON, PyTorch code, ONNX or pt2",
+        description="Export an architecture. json: the architecture file; py: standalone "
+        "PyTorch code whose build_model() has resnet-gui's state-dict keys; onnx and pt2 "
+        "(torch.export): the network with freshly initialised weights.",
+    )
+    export.add_argument("arch", metavar="ARCH", help=ARCH_HELP)
+    export.add_argument("--format", required=True, choices=EXPORT_FORMATS, dest="fmt",
+                        help="what to write (onnx needs the onnx and onnxscript packages)")
+    export.add_argument("--out", required=True, metavar="FILE", help="file to write")
+    _add_shape_options(export)
+    export.set_defaults(func=run_export)
+
+
+def _add_shape_options(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--input", metavar="C,H,W", help="input channels, height and width (default: the "
+        "architecture's own, e.g. 3,224,224 for resnet50)",
+    )
+    parser.add_argument("--classes", metavar="N", help="number of classes")
+
+
+# -- reading ARCH and the shape options ---------------------------------------------------
+
+
+def parse_input_shape(text: str) -> tuple[int, int, int]:
+    parts = [part.strip() for part in text.replace("x", ",").split(",")]
+    try:
+        shape = tuple(int(part) for part in parts)
+    except ValueError:
+        shape = ()
+    if len(shape) != 3 or min(shape) < 1:
+        raise ArchitectureError(
+            f"must be three positive whole numbers C,H,W (for example 3,224,224), got {text!r}",
+            "--input",
+        )
+    return shape
+
+
+def parse_classes(text: str) -> int:
+    try:
+        classes = int(text)
+    except ValueError:
+        raise ArchitectureError(f"must be a whole number, got {text!r}", "--classes") from None
+    if classes < 1:
+        raise ArchitectureError(f"must be at least 1, got {classes}", "--classes")
+    return classes
+
+
+def _looks_like_file(arch: str) -> bool:
+    return os.path.exists(arch) or arch.lower().endswith(".json") or os.sep in arch or "/" in arch
+
+
+def resolve_architecture(
+    arch: str, input_shape: tuple[int, int, int] | None = None, classes: int | None = None
+) -> Architecture:
+    """The architecture ARCH names, with the input shape and classes applied."""
+    if _looks_like_file(arch):
+        result = load_file(arch)
+        changes: dict = {}
+        if input_shape is not None:
+            changes.update(in_channels=input_shape[0], input_size=tuple(input_shape[1:]))
+        if classes is not None:
+            changes.update(num_classes=classes)
+        return validate(result.replace(**changes)) if changes else result
+    channels, size = (None, None) if input_shape is None else (input_shape[0], input_shape[1:])
+    return build_preset(arch, in_channels=channels, num_classes=classes, input_size=size)
+
+
+def _architecture_from_args(args: argparse.Namespace) -> Architecture:
+    input_shape = None if args.input is None else parse_input_shape(args.input)
+    classes = None if args.classes is None else parse_classes(args.classes)
+    return resolve_architecture(args.arch, input_shape, classes)
+
+
+# -- presets ------------------------------------------------------------------------------
+
+
+def run_presets(args: argparse.Namespace) -> int:
+    width = max(len(name) for name in PRESETS)
+    for name, preset in PRESETS.items():
+        print(f"{name:<{width}}  {preset.description}")
+    return 0
+
+
+# -- summary ------------------------------------------------------------------------------
+
+
+def _shape_text(shape: tuple[int, ...]) -> str:
+    return "x".join(str(size) for size in shape)
+
+
+def _si(value: float, unit: str = "") -> str:
+    for factor, prefix in ((1e12, "T"), (1e9, "G"), (1e6, "M"), (1e3, "k")):
+        if value >= factor:
+            return f"{value / factor:.2f} {prefix}{unit}"
+    return f"{value:.0f} {unit}".rstrip()
+
+
+def format_summary(result) -> str:
+    """The layer table: blocks grouped with their layers indented under them, then totals."""
+    header = ("Layer", "Type", "Output shape", "Params", "Mult-adds")
+    rows = [
+        ("  " * row.depth + row.name, row.type, _shape_text(row.output_shape),
+         f"{row.params:,}", f"{row.macs:,}")
+        for row in result.layers
+    ]
+    widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
+
+    def line(cells) -> str:
+        left = [f"{cell:<{width}}" for cell, width in zip(cells[:3], widths[:3])]
+        right = [f"{cell:>{width}}" for cell, width in zip(cells[3:], widths[3:])]
+        return "  ".join(left + right).rstrip()
+
+    rule = "-" * len(line(header))
+    arch = result.arch
+    title = (f"{arch.name}: input {_shape_text(result.input_shape)}, {arch.num_classes} classes, "
+             f"{arch.num_blocks} blocks in {len(arch.stages)} stages")
+    totals = [
+        f"Total parameters:      {result.total_params:,} ({_si(result.total_params)})",
+        f"Trainable parameters:  {result.trainable_params:,}",
+        f"Multiply-adds:         {result.total_macs:,} ({_si(result.total_macs)}) per example",
+        f"Activation memory:     {_si(result.activation_bytes, 'B')} per example "
+        "(float32 outputs of every layer)",
+    ]
+    return "\n".join([title, rule, line(header), rule, *map(line, rows), rule, *totals])
+
+
+def summary_json(result) -> dict:
+    """Leaf layers only, so that their parameters and multiply-adds sum to the totals."""
+    return {
+        "name": result.arch.name,
+        "input_shape": list(result.input_shape),
+        "num_classes": result.arch.num_classes,
+        "layers": [
+            {
+                "name": row.name,
+                "type": row.type,
+                "depth": row.depth,
+                "output_shape": list(row.output_shape),
+                "params": row.params,
+                "macs": row.macs,
+            }
+            for row in result.leaves
+        ],
+        "total_params": result.total_params,
+        "trainable_params": result.trainable_params,
+        "total_macs": result.total_macs,
+        "activation_bytes": result.activation_bytes,
+        "warnings": list(result.warnings),
+    }
+
+
+def run_summary(args: argparse.Namespace) -> int:
+    arch = _architecture_from_args(args)  # before importing torch: bad input fails fast
+    from resnet_gui.engine.analysis import analyse
+
+    result = analyse(arch)
+    for warning in result.warnings:
+        print(f"resnet-gui: warning: {warning}", file=sys.stderr)
+    if args.json:
+        print(json.dumps(summary_json(result)))
+    else:
+        print(format_summary(result))
+    return 0
+
+
+# -- export -------------------------------------------------------------------------------
+
+
+def run_export(args: argparse.Namespace) -> int:
+    arch = _architecture_from_args(args)  # before importing torch: bad input fails fast
+    from resnet_gui.engine.export import export
+
+    if args.fmt in ("onnx", "pt2"):
+        from resnet_gui.engine.analysis import analyse
+
+        analyse(arch)  # a too-small input fails here with the layer's name, not in a tracer
+    path = export(arch, args.fmt, args.out)
+    print(f"wrote {path} ({args.fmt})")
+    return 0

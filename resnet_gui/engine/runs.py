@@ -1,0 +1,326 @@
+"""Every training run kept on disk: its architecture, recipe, step and epoch logs, and outcome.
+
+A run is a folder ``<runs dir>/<run id>/`` holding ``run.json`` (the summary, the architecture
+and the recipe: small, read for the run list) and ``log.json`` (the per-step and per-epoch
+curves, read only when a run's curves are shown), beside the run's ``checkpoint.pt``. Every
+file is written atomically, so a crash mid-write leaves the previous version readable.
+
+:class:`RunRecorder` is a trainer :class:`~resnet_gui.engine.events.Callback`: it records the
+events of one run and saves at each epoch end and at the end, from the training thread, so the
+window never waits on the disk. No Qt here: the command line can record runs the same way.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import secrets
+import shutil
+import time
+from dataclasses import dataclass, field, replace
+from pathlib import Path
+from typing import Any
+
+from resnet_gui.engine.data import user_data_dir
+from resnet_gui.engine.events import Callback, EpochEnd, StepEnd, TrainEnd, TrainStart
+from resnet_gui.errors import UserError
+from resnet_gui.spec.model import Architecture
+from resnet_gui.spec.recipe import Recipe
+from resnet_gui.spec.serialize import atomic_write_bytes, from_dict, to_dict
+
+RUN_FILE = "run.json"
+LOG_FILE = "log.json"
+CHECKPOINT_FILE = "checkpoint.pt"
+RUN_SCHEMA = "resnet-gui/run"
+RUN_SCHEMA_VERSION = 1
+
+# Where a run ended; "running" on disk with no live trainer means the process died mid-run.
+STATUSES = ("running", "completed", "stopped", "max_steps", "diverged", "error")
+STEP_FIELDS = ("step", "epoch_progress", "loss", "accuracy", "lr", "examples_per_sec")
+EPOCH_FIELDS = (
+    "epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr",
+    "seconds", "examples_per_sec",
+)
+
+
+def default_runs_dir() -> Path:
+    """``RESNET_GUI_RUNS`` when set, else ``runs`` in the per-user data folder."""
+    configured = os.environ.get("RESNET_GUI_RUNS")
+    return Path(configured).expanduser() if configured else user_data_dir() / "runs"
+
+
+def _finite_or_none(value: float | None) -> float | None:
+    """JSON has no NaN: a missing or non-finite number is stored as null."""
+    if value is None:
+        return None
+    value = float(value)
+    return value if math.isfinite(value) else None
+
+
+@dataclass(frozen=True)
+class RunSummary:
+    """What the run list shows, read from ``run.json`` alone."""
+
+    run_id: str
+    name: str  # the architecture's name
+    created: float  # seconds since the epoch
+    status: str = "running"
+    dataset: str = ""
+    epochs_planned: int = 0
+    epochs_done: int = 0
+    steps: int = 0
+    test_accuracy: float | None = None
+    train_accuracy: float | None = None
+    seconds: float = 0.0
+    examples_per_sec: float | None = None
+    message: str = ""
+    checkpoint: str | None = None
+
+    @property
+    def created_text(self) -> str:
+        return time.strftime("%Y-%m-%d %H:%M", time.localtime(self.created))
+
+
+@dataclass
+class RunLog:
+    """The curves of one run, as columns of plain floats (``None`` where not finite)."""
+
+    steps: dict[str, list] = field(default_factory=lambda: {k: [] for k in STEP_FIELDS})
+    epochs: dict[str, list] = field(default_factory=lambda: {k: [] for k in EPOCH_FIELDS})
+
+    def add_step(self, event: StepEnd) -> None:
+        for name in STEP_FIELDS:
+            value = getattr(event, name)
+            self.steps[name].append(value if name == "step" else _finite_or_none(value))
+
+    def add_epoch(self, event: EpochEnd) -> None:
+        for name in EPOCH_FIELDS:
+            value = getattr(event, name)
+            self.epochs[name].append(value if name in ("epoch", "step") else _finite_or_none(value))
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"steps": self.steps, "epochs": self.epochs}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "RunLog":
+        log = cls()
+        if not isinstance(data, dict):
+            return log
+        for name, columns, fields in (("steps", log.steps, STEP_FIELDS),
+                                      ("epochs", log.epochs, EPOCH_FIELDS)):
+            stored = data.get(name) if isinstance(data.get(name), dict) else {}
+            length = min((len(stored.get(k) or []) for k in fields), default=0)
+            for k in fields:
+                columns[k] = list((stored.get(k) or [])[:length])
+        return log
+
+
+@dataclass(frozen=True)
+class Run:
+    """A whole stored run: summary, what was trained and how, and its curves."""
+
+    summary: RunSummary
+    architecture: dict[str, Any]  # architecture JSON (spec.serialize.to_dict)
+    recipe: dict[str, Any]  # Recipe.to_dict()
+    log: RunLog
+
+    @property
+    def run_id(self) -> str:
+        return self.summary.run_id
+
+    def architecture_spec(self) -> Architecture:
+        """The architecture, validated; raises ArchitectureError if the file was edited badly."""
+        return from_dict(self.architecture)
+
+    def recipe_spec(self) -> Recipe:
+        return Recipe.from_dict(self.recipe)
+
+
+class RunStore:
+    """The runs in one folder: create, list, load, save and delete."""
+
+    def __init__(self, root: str | os.PathLike | None = None) -> None:
+        self.root = Path(root) if root is not None else default_runs_dir()
+
+    def run_dir(self, run_id: str) -> Path:
+        if not run_id or "/" in run_id or "\\" in run_id or run_id.startswith("."):
+            raise UserError(f"{run_id!r} is not a run name; choose a run from the run list")
+        return self.root / run_id
+
+    def checkpoint_path(self, run_id: str) -> Path:
+        return self.run_dir(run_id) / CHECKPOINT_FILE
+
+    def create(self, architecture: Architecture, recipe: Recipe) -> Run:
+        """A new run, saved with status "running" so that a crash still leaves a trace."""
+        now = time.time()
+        # Sortable by time; the random tail keeps two runs started in one second apart.
+        run_id = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + "-" + secrets.token_hex(2)
+        summary = RunSummary(
+            run_id=run_id,
+            name=architecture.name,
+            created=now,
+            dataset=recipe.dataset,
+            epochs_planned=recipe.epochs,
+        )
+        run = Run(summary, to_dict(architecture), recipe.to_dict(), RunLog())
+        self.save(run)
+        return run
+
+    def save(self, run: Run, with_log: bool = True) -> None:
+        folder = self.run_dir(run.run_id)
+        document = {
+            "schema": RUN_SCHEMA,
+            "version": RUN_SCHEMA_VERSION,
+            "summary": {
+                name: (_finite_or_none(value) if isinstance(value, float) else value)
+                for name, value in run.summary.__dict__.items()
+            },
+            "architecture": run.architecture,
+            "recipe": run.recipe,
+        }
+        if with_log:
+            atomic_write_bytes(folder / LOG_FILE, json.dumps(run.log.to_dict()).encode("utf-8"))
+        atomic_write_bytes(folder / RUN_FILE, json.dumps(document, indent=1).encode("utf-8"))
+
+    def _read_document(self, run_id: str) -> dict[str, Any]:
+        path = self.run_dir(run_id) / RUN_FILE
+        try:
+            document = json.loads(path.read_text(encoding="utf-8"))
+        except FileNotFoundError:
+            raise UserError(f"run {run_id} no longer exists in {self.root}") from None
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
+            raise UserError(f"run {run_id} cannot be read ({error}); delete it") from None
+        if not isinstance(document, dict) or document.get("schema") != RUN_SCHEMA:
+            raise UserError(f"{path} is not a resnet-gui run file; delete the run")
+        return document
+
+    @staticmethod
+    def _summary(run_id: str, document: dict[str, Any]) -> RunSummary:
+        stored = document.get("summary")
+        stored = stored if isinstance(stored, dict) else {}
+        known = {name: stored[name] for name in RunSummary.__dataclass_fields__ if name in stored}
+        known["run_id"] = run_id  # the folder name wins over what the file says
+        known.setdefault("name", "?")
+        known.setdefault("created", 0.0)
+        return RunSummary(**known)
+
+    def load_summary(self, run_id: str) -> RunSummary:
+        return self._summary(run_id, self._read_document(run_id))
+
+    def load(self, run_id: str) -> Run:
+        document = self._read_document(run_id)
+        try:
+            log_data = json.loads((self.run_dir(run_id) / LOG_FILE).read_text(encoding="utf-8"))
+        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
+            log_data = None  # a run whose log is missing still shows its summary
+        architecture = document.get("architecture")
+        recipe = document.get("recipe")
+        return Run(
+            self._summary(run_id, document),
+            architecture if isinstance(architecture, dict) else {},
+            recipe if isinstance(recipe, dict) else {},
+            RunLog.from_dict(log_data),
+        )
+
+    def list(self) -> list[RunSummary]:
+        """Every readable run, newest first; unreadable folders are skipped, not fatal."""
+        if not self.root.is_dir():
+            return []
+        summaries = []
+        for folder in self.root.iterdir():
+            if not (folder / RUN_FILE).is_file():
+                continue
+            try:
+                summaries.append(self.load_summary(folder.name))
+            except UserError:
+                continue
+        summaries.sort(key=lambda s: (s.created, s.run_id), reverse=True)
+        return summaries
+
+    def delete(self, run_id: str) -> None:
+        folder = self.run_dir(run_id)
+        try:
+            shutil.rmtree(folder)
+        except FileNotFoundError:
+            return
+        except OSError as error:
+            raise UserError(f"cannot delete run {run_id} ({error.strerror}); "
+                            f"remove {folder} by hand") from None
+
+
+class RunRecorder(Callback):
+    """Records one run's events into its :class:`Run` and saves it, in the training thread.
+
+    Saving happens at epoch ends and at the end (not per step), so a crash loses at most one
+    epoch of curve points and never the run itself.
+    """
+
+    def __init__(self, store: RunStore, run: Run) -> None:
+        self.store = store
+        self.run = run
+        self._started = time.monotonic()
+
+    @property
+    def summary(self) -> RunSummary:
+        return self.run.summary
+
+    def _update(self, **changes: Any) -> None:
+        self.run = replace(self.run, summary=replace(self.run.summary, **changes))
+
+    def _save(self, with_log: bool = True) -> None:
+        self.store.save(self.run, with_log=with_log)
+
+    def on_train_start(self, event: TrainStart) -> None:
+        self._started = time.monotonic()
+        self._update(epochs_planned=event.epochs, epochs_done=event.start_epoch,
+                     steps=event.start_step)
+        self._save(with_log=False)
+
+    def on_batch_end(self, event: StepEnd) -> None:
+        self.run.log.add_step(event)
+
+    def on_epoch_end(self, event: EpochEnd) -> None:
+        self.run.log.add_epoch(event)
+        self._update(
+            epochs_done=event.epoch + 1,
+            steps=event.step,
+            test_accuracy=_finite_or_none(event.test_accuracy),
+            train_accuracy=_finite_or_none(event.train_accuracy),
+            seconds=time.monotonic() - self._started,
+            examples_per_sec=_finite_or_none(event.examples_per_sec),
+            checkpoint=event.checkpoint or self.run.summary.checkpoint,
+        )
+        self._save()
+
+    def on_train_end(self, event: TrainEnd) -> None:
+        status = event.reason if event.reason in STATUSES else "error"
+        test_accuracy = _finite_or_none(event.test_accuracy)
+        self._update(
+            status=status,
+            epochs_done=event.epoch,
+            steps=event.step,
+            test_accuracy=test_accuracy if test_accuracy is not None
+            else self.run.summary.test_accuracy,
+            train_accuracy=_finite_or_none(event.train_accuracy),
+            seconds=_finite_or_none(event.seconds) or time.monotonic() - self._started,
+            examples_per_sec=_finite_or_none(event.examples_per_sec),
+            message=event.message,
+            checkpoint=event.checkpoint or self.run.summary.checkpoint,
+        )
+        self._save()
+
+    def on_exception(self, error: BaseException) -> None:
+        from resnet_gui.engine.trainer import DivergedError
+
+        status = "diverged" if isinstance(error, DivergedError) else "error"
+        self.fail(str(error) or type(error).__name__, status)
+
+    def fail(self, message: str, status: str = "error") -> None:
+        """Mark the run as ended by an error (also when the trainer could not be built)."""
+        self._update(status=status, message=message,
+                     seconds=time.monotonic() - self._started)
+        try:
+            self._save()
+        except UserError:
+            pass  # the disk problem is secondary: the error being reported matters more

@@ -1,0 +1,89 @@
+"""Starting the window: ``resnet-gui [ARCH] [--screenshot FILE.png]``."""
+
+from __future__ import annotations
+
+import gc
+import os
+import sys
+from pathlib import Path
+
+from resnet_gui.errors import UserError
+
+SCREENSHOT_SIZE = (1600, 1000)
+
+
+def _application():
+    from PySide6.QtWidgets import QApplication
+
+    app = QApplication.instance()
+    if app is None:
+        app = QApplication(sys.argv[:1])
+        app.setOrganizationName("resnet-gui")
+        app.setApplicationName("resnet-gui")
+        app.setApplicationDisplayName("resnet-gui")
+        app.setStyle("Fusion")
+    return app
+
+
+def create_main_window(arch: str | None = None, settings=None):
+    """The main window with ``arch`` (a preset name or a JSON file; None: the D2L chapter's
+    ResNet-18) loaded, without entering the event loop. A QApplication must exist."""
+    from resnet_gui.qt.datasets import dataset_named
+    from resnet_gui.qt.main_window import DEFAULT_PRESET, MainWindow, app_settings, load_architecture
+
+    settings = settings if settings is not None else app_settings()
+    dataset = dataset_named(settings.value("data/dataset", "", str))
+    architecture, path = load_architecture(arch or DEFAULT_PRESET, dataset)  # fails fast
+    # Load torch now, on the GUI thread, so the first analysis on the worker does not hold
+    # the import lock while the window starts.
+    import resnet_gui.engine.analysis  # noqa: F401
+    window = MainWindow(architecture, path, settings=settings, dataset=dataset)
+    from resnet_gui.qt.training import install_training_panels
+
+    install_training_panels(window)
+    # torch and Qt leave hundreds of thousands of long-lived objects; a full garbage
+    # collection walking them all stalled the window for 0.2-0.6 s while editing. Frozen,
+    # they are skipped, and a collection only walks what the editor creates.
+    gc.collect()
+    gc.freeze()
+    return window
+
+
+def save_screenshot(window, path: str | os.PathLike) -> None:
+    from resnet_gui.spec.serialize import atomic_write_bytes
+    from PySide6.QtCore import QBuffer, QIODevice
+
+    window.resize(*SCREENSHOT_SIZE)
+    window.show()
+    window.wait_until_settled()
+    pixmap = window.grab()
+    buffer = QBuffer()
+    buffer.open(QIODevice.OpenModeFlag.WriteOnly)
+    if not pixmap.save(buffer, "PNG"):
+        raise UserError(f"could not render the window to {path}")
+    atomic_write_bytes(path, bytes(buffer.data()))
+
+
+def run_app(arch: str | None = None, screenshot: str | None = None) -> int:
+    """Open the window (or, with ``screenshot``, render it offscreen, write a PNG, exit 0)."""
+    if screenshot:
+        os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
+        if Path(screenshot).suffix.lower() != ".png":
+            raise UserError(f"--screenshot writes a PNG; name the file .png, not {screenshot!r}")
+    app = _application()
+    if screenshot:
+        from resnet_gui.qt.analysis_worker import WorkerProcess
+
+        WorkerProcess.enabled = False  # one analysis, then exit: a thread will do
+    window = create_main_window(arch)
+    if screenshot:
+        # A fixed window for the picture, whatever geometry the user's settings remember.
+        window.setGeometry(0, 0, *SCREENSHOT_SIZE)
+        save_screenshot(window, screenshot)
+        window.controller.shutdown()
+        print(f"resnet-gui: wrote {screenshot}")
+        return 0
+    if window.document.path is not None:
+        window._remember_file(window.document.path)
+    window.show()
+    return int(app.exec())

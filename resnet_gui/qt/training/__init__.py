@@ -1,0 +1,121 @@
+"""The training and inspection half of the window (issue 5).
+
+:func:`install_training_panels` adds a Train tab and an Inspect tab to the editor's main
+window. The window provides ``add_panel(widget, title)``, ``document`` (the undo/redo
+architecture document) and ``set_locked(locked, reason)``.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from PySide6.QtCore import QEvent, QObject
+from PySide6.QtWidgets import QMessageBox, QWidget
+
+from resnet_gui.engine.runs import RunStore
+from resnet_gui.qt.training.inspect_panel import InspectPanel
+from resnet_gui.qt.training.panel import TrainingPanel
+from resnet_gui.qt.training.session import ArchitectureLink, TrainingSession
+from resnet_gui.qt.training.worker import running_training_threads
+
+__all__ = [
+    "InspectPanel", "TrainingPanel", "TrainingSession", "install_training_panels",
+    "running_training_threads",
+]
+
+
+class CloseGuard(QObject):
+    """Closing the window mid-run: ask, stop, wait for the thread; the checkpoint stays."""
+
+    def __init__(self, session: TrainingSession, panel: TrainingPanel, window: QWidget) -> None:
+        super().__init__(window)
+        self.session, self.panel, self.window = session, panel, window
+
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt naming)
+        if watched is self.window and event.type() == QEvent.Type.Close and self.session.active:
+            if not self.confirm():
+                event.ignore()
+                return True
+            self.panel.show_note("Stopping the run and saving its checkpoint…")
+            self.session.shutdown()
+        return False
+
+    def confirm(self) -> bool:
+        answer = QMessageBox.question(
+            self.window, "Training in progress",
+            "A training run is live. Stop it and close the window?\n\n"
+            "The run stops after the current batch; its checkpoint and curves are kept in "
+            "the run list.",
+            QMessageBox.StandardButton.Yes | QMessageBox.StandardButton.No,
+            QMessageBox.StandardButton.No)
+        return answer == QMessageBox.StandardButton.Yes
+
+
+def document_link(window: Any) -> ArchitectureLink:
+    """The session's view of the window's document: read, apply (undoable), lock, listen."""
+    document = window.document
+
+    def subscribe(callback) -> None:
+        document.add_listener(lambda _document, _change: callback())
+
+    return ArchitectureLink(
+        get=lambda: window.document.arch,
+        set=lambda arch, label: window.document.apply(arch, label),
+        lock=window.set_locked,
+        subscribe=subscribe,
+    )
+
+
+def install_training_panels(window: Any, store: RunStore | None = None,
+                            trainer_factory=None, data_loader=None) -> None:
+    """Add the Train and Inspect tabs to ``window`` and guard its closing.
+
+    ``store`` (default: the per-user runs folder), ``trainer_factory`` and ``data_loader``
+    are for tests and benchmarks.
+    """
+    session = TrainingSession(document_link(window), store, parent=window,
+                              trainer_factory=trainer_factory, data_loader=data_loader)
+    panel = TrainingPanel(session)
+    inspect = InspectPanel(session, panel.form.recipe)
+    window.add_panel(panel, "Train")
+    window.add_panel(inspect, "Inspect")
+    window.installEventFilter(CloseGuard(session, panel, window))
+    _share_dataset_choice(window, panel)
+
+
+# The editor's dataset names (its toolbar) and the recipe's.
+EDITOR_DATASETS = {"Fashion-MNIST": "fashion-mnist", "MNIST": "mnist", "CIFAR-10": "cifar10"}
+
+
+def _share_dataset_choice(window: Any, panel: TrainingPanel) -> None:
+    """One dataset choice for the window: the editor's toolbar (which sets the network's
+    channels and classes) and the Train tab's setting follow each other; the data folder
+    chosen in the editor's menu is the Train tab's default."""
+    form = panel.form
+    settings = getattr(window, "settings", None)
+    folder = settings.value("data/folder", "", str) if settings is not None else ""
+    if folder and not form.folder_edit.text():
+        form.folder_edit.setText(folder)
+    changed = getattr(window, "datasetChanged", None)
+    set_dataset = getattr(window, "set_dataset", None)
+    if changed is None or set_dataset is None:
+        return
+    by_recipe = {value: name for name, value in EDITOR_DATASETS.items()}
+
+    def editor_chose(name: str) -> None:
+        value = EDITOR_DATASETS.get(name)
+        index = form.dataset_combo.findData(value)
+        if value is not None and index >= 0 and form.dataset_combo.currentIndex() != index:
+            form.dataset_combo.setCurrentIndex(index)
+
+    def form_chose() -> None:
+        name = by_recipe.get(form.dataset_combo.currentData())
+        current = getattr(getattr(window, "dataset", None), "name", None)
+        if name is not None and name != current and not panel.session.active:
+            set_dataset(name)
+
+    changed.connect(editor_chose)
+    form.dataset_combo.currentIndexChanged.connect(lambda _index: form_chose())
+    current = getattr(getattr(window, "dataset", None), "name", None)
+    if current in EDITOR_DATASETS:
+        editor_chose(current)

@@ -1,0 +1,391 @@
+"""The training session: what the Train and Inspect tabs share, in the GUI thread.
+
+It owns the :class:`TrainingController` (the worker thread), the run store, the loaded test
+images, the latest evaluation and the model the inspect views may probe when no run is live.
+The window's architecture document is reached only through three callables, so the session
+works with the editor's document or without one (tests, benchmarks).
+"""
+
+from __future__ import annotations
+
+import threading
+import time
+import traceback
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from PySide6.QtCore import QObject, Signal, Slot
+
+from resnet_gui.engine.events import EpochEnd, Evaluation, StepEnd, TrainEnd, TrainStart
+from resnet_gui.engine.runs import Run, RunStore, RunSummary
+from resnet_gui.errors import UserError
+from resnet_gui.qt.training.images import TestImages
+from resnet_gui.qt.training.worker import (
+    IDLE,
+    EpochUpdate,
+    ProbeView,
+    TrainingController,
+    TrainingJob,
+    prepare_probe,
+)
+from resnet_gui.spec.model import Architecture
+from resnet_gui.spec.recipe import Recipe
+
+LOCK_REASON = "a training run is live"
+
+
+@dataclass
+class ArchitectureLink:
+    """How the session reaches the window's architecture document."""
+
+    get: Callable[[], Architecture]
+    set: Callable[[Architecture, str], None] | None = None  # apply as an undoable edit
+    lock: Callable[[bool, str], None] | None = None
+    subscribe: Callable[[Callable[[], None]], None] | None = None  # call back on every change
+
+
+class TrainingSession(QObject):
+    """Shared state and commands of the training and inspect panels."""
+
+    state_changed = Signal(str)  # the controller's state
+    run_started = Signal(object)  # TrainStart
+    step = Signal(object)  # StepEnd
+    epoch = Signal(object)  # EpochEnd
+    run_ended = Signal(object)  # TrainEnd
+    error = Signal(str)
+    notice = Signal(str)  # the engine's remarks (the bundled sample is in use, ...)
+    idle = Signal()  # the worker thread has ended
+    runs_changed = Signal()
+    run_updated = Signal(object)  # RunSummary of the live run
+    images_changed = Signal(object)  # TestImages | None
+    evaluation_changed = Signal(object, object)  # Evaluation, class names
+    probe_ready = Signal(object, str)  # ProbeView, where it came from
+    probe_message = Signal(str)
+    architecture_changed = Signal()
+    recipe_reopened = Signal(object)  # Recipe
+
+    def __init__(self, architecture: ArchitectureLink, store: RunStore | None = None,
+                 parent: QObject | None = None, trainer_factory=None, data_loader=None) -> None:
+        super().__init__(parent)
+        self.architecture = architecture
+        self.store = store if store is not None else RunStore()
+        self.controller = TrainingController(self)
+        self.trainer_factory = trainer_factory
+        self.data_loader = data_loader
+        self.data: Any = None  # the last loaded DataBundle
+        self._data_key: tuple | None = None
+        self.images: TestImages | None = None
+        self.class_names: tuple[str, ...] = ()
+        self.evaluation: Evaluation | None = None
+        self.live_run: RunSummary | None = None
+        self.run_architecture: Architecture | None = None  # what the live/last run trains
+        self.epochs_done = 0
+        self._probe_wish: tuple[str, int] | None = None
+        self._idle_model: Any = None
+        self._idle_model_arch: Architecture | None = None
+        self._trained_model_arch: Architecture | None = None
+        self._loader: threading.Thread | None = None
+        self._last_recipe: Recipe | None = None
+
+        c = self.controller
+        c.state_changed.connect(self.state_changed)
+        c.data_ready.connect(self._on_data_ready)
+        c.run_created.connect(self._on_run_created)
+        c.started.connect(self._on_started)
+        c.batch_end.connect(self.step)
+        c.epoch_end.connect(self._on_epoch_end)
+        c.returned.connect(self._on_returned)
+        c.errored.connect(self._on_errored)
+        c.notice.connect(self.notice)
+        c.finished.connect(self._on_finished)
+        self._images_loaded.connect(self._on_images_loaded)
+        if architecture.subscribe is not None:
+            architecture.subscribe(self._on_architecture_changed)
+
+    # -- training commands ---------------------------------------------------------------
+
+    @property
+    def active(self) -> bool:
+        return self.controller.is_active
+
+    def start(self, recipe: Recipe) -> None:
+        """Start a run of the window's architecture with ``recipe``; raises UserError."""
+        if self.active:
+            raise UserError("a run is already live; stop it before starting another")
+        arch = self.architecture.get()
+        self._last_recipe = recipe
+        data = self.data if self._data_key == self._key(recipe) else None
+        self.run_architecture = self._fit(arch, data, recipe)
+        self.evaluation = None
+        self.epochs_done = 0
+        self.controller.start(TrainingJob(
+            architecture=arch,
+            recipe=recipe,
+            store=self.store,
+            data=data,
+            probe_layer=self._probe_wish[0] if self._probe_wish else None,
+            probe_image=self._probe_wish[1] if self._probe_wish else 0,
+            trainer_factory=self.trainer_factory,
+            data_loader=self.data_loader,
+        ))
+        if self.architecture.lock is not None:
+            self.architecture.lock(True, LOCK_REASON)
+
+    def stop(self) -> None:
+        self.controller.stop()
+
+    def pause(self) -> None:
+        self.controller.pause()
+
+    def resume(self) -> None:
+        self.controller.resume()
+
+    def shutdown(self) -> bool:
+        """Stop a live run and wait for its thread; True when nothing is left running."""
+        self.controller.shutdown()
+        if self._loader is not None:
+            self._loader.join(timeout=60)
+        return not self.active
+
+    # -- runs ----------------------------------------------------------------------------
+
+    def list_runs(self) -> list[RunSummary]:
+        return self.store.list()
+
+    def load_run(self, run_id: str) -> Run:
+        return self.store.load(run_id)
+
+    def delete_run(self, run_id: str) -> None:
+        if self.live_run is not None and run_id == self.live_run.run_id and self.active:
+            raise UserError("this run is still training; stop it before deleting it")
+        self.store.delete(run_id)
+        self.runs_changed.emit()
+
+    def reopen_run(self, run_id: str) -> Run:
+        """Put a stored run's architecture in the editor and its recipe in the form."""
+        run = self.store.load(run_id)
+        recipe = run.recipe_spec()
+        arch = run.architecture_spec()
+        if self.architecture.set is not None:
+            if self.active:
+                raise UserError("the architecture is locked while a run trains; stop it to "
+                                "reopen another run")
+            self.architecture.set(arch, f"Reopen run {run.summary.name} ({run.run_id})")
+        self.recipe_reopened.emit(recipe)
+        return run
+
+    # -- data for the inspect views ------------------------------------------------------
+
+    _images_loaded = Signal(object, object, object)  # key, DataBundle, error message
+
+    def ensure_images(self, recipe: Recipe) -> None:
+        """Load the test images of ``recipe``'s dataset in the background (once)."""
+        key = self._key(recipe)
+        if key == self._data_key or self.active or (self._loader and self._loader.is_alive()):
+            return
+        loader = self.data_loader or _default_data_loader
+
+        def load() -> None:
+            try:
+                bundle = loader(recipe)
+            except UserError as problem:
+                self._images_loaded.emit(key, None, str(problem))
+            except Exception as bug:  # never let a helper thread take the window down
+                traceback.print_exc()
+                self._images_loaded.emit(key, None, f"loading the data failed ({bug})")
+            else:
+                self._images_loaded.emit(key, bundle, None)
+
+        self._last_recipe = recipe
+        self.probe_message.emit("Loading test images…")
+        self._loader = threading.Thread(target=load, name="resnet-gui data", daemon=True)
+        self._loader.start()
+
+    @Slot(object, object, object)
+    def _on_images_loaded(self, key, bundle, problem) -> None:
+        if problem is not None:
+            self.probe_message.emit(problem)
+            return
+        if not self.active:
+            self._set_data(key, bundle)
+
+    def _set_data(self, key, bundle) -> None:
+        self.data, self._data_key = bundle, key
+        try:
+            self.images = TestImages.from_bundle(bundle)
+            self.class_names = self.images.class_names
+        except Exception:  # a bundle without test images: the inspect views stay empty
+            traceback.print_exc()
+            self.images = None
+        self.images_changed.emit(self.images)
+
+    @staticmethod
+    def _key(recipe: Recipe) -> tuple:
+        return (recipe.dataset, recipe.data_dir, recipe.limit_train, recipe.limit_test,
+                recipe.seed)
+
+    # -- feature maps --------------------------------------------------------------------
+
+    def layers(self) -> list[tuple[str, str, tuple[int, ...]]]:
+        """(qualified name, type, output shape) of every layer, as the layer table lists
+        them (the same analysis, so the same names), for the network as it will be fed."""
+        from resnet_gui.engine.analysis import analyse
+
+        arch = self.run_architecture if self.active and self.run_architecture else (
+            self._fit(self.architecture.get(), self.data, self._last_recipe))
+        try:
+            analysis = analyse(arch)
+        except UserError:
+            return []
+        return [(row.name, row.type, tuple(row.output_shape)) for row in analysis.layers]
+
+    @property
+    def probe_wish(self) -> tuple[str, int] | None:
+        """The (layer, test image) the user last asked to see."""
+        return self._probe_wish
+
+    def request_probe(self, layer: str, image_index: int) -> None:
+        """Show ``layer`` for test image ``image_index``: from the worker at the next epoch
+        end while a run is live, at once from the idle model otherwise."""
+        self._probe_wish = (layer, image_index)
+        if self.active:
+            self.controller.set_probe(layer, image_index)
+            self.probe_message.emit(
+                f"{layer} for test image #{image_index} will show at the end of this epoch "
+                "(the run is live, so only the worker touches the model).")
+            return
+        if self.images is None:
+            return
+        try:
+            probe, source = self._probe_now(layer, image_index)
+        except UserError as problem:
+            self.probe_message.emit(str(problem))
+            return
+        except Exception as bug:
+            traceback.print_exc()
+            self.probe_message.emit(f"could not compute the feature maps ({bug})")
+            return
+        self.probe_ready.emit(probe, source)
+
+    def _probe_model(self) -> tuple[Any, str]:
+        arch = self._fit(self.architecture.get(), self.data, self._last_recipe)
+        trained = self.controller.last_model
+        if trained is not None and self._trained_model_arch == arch:
+            return trained, f"after training ({self.epochs_done} epochs)"
+        if self._idle_model is None or self._idle_model_arch != arch:
+            from resnet_gui.engine.model import build_model
+
+            self._idle_model = build_model(arch).eval()
+            self._idle_model_arch = arch
+        return self._idle_model, "untrained network"
+
+    def _probe_now(self, layer: str, image_index: int) -> tuple[ProbeView, str]:
+        import torch
+
+        from resnet_gui.engine.inspect import feature_maps
+
+        model, source = self._probe_model()
+        batch = self._network_input(image_index, model)
+        was_training = model.training
+        model.eval()
+        try:
+            maps = feature_maps(model, batch, layer)[0]
+            with torch.no_grad():
+                predicted = int(model(batch).argmax(1)[0])
+        finally:
+            model.train(was_training)
+        image = batch[0].float().cpu().numpy()
+        label = int(self.images.labels[image_index])
+        return prepare_probe(layer, image_index, image, maps, label, predicted), source
+
+    @staticmethod
+    def _fit(arch: Architecture, data: Any, recipe: Recipe | None) -> Architecture:
+        """The architecture as the trainer will build it for this data (channels, classes,
+        input size)."""
+        if data is None:
+            return arch
+        from resnet_gui.engine.trainer import fit_architecture
+
+        return fit_architecture(arch, data, recipe or Recipe())
+
+    def _network_input(self, image_index: int, model: Any):
+        """One test image as the network sees it (resized, normalised, on the model's device)."""
+        from resnet_gui.engine.data import preprocess  # type: ignore
+
+        recipe = self._last_recipe or Recipe()
+        parameter = next(model.parameters(), None)
+        device = parameter.device if parameter is not None else "cpu"
+        return preprocess(self.data, self.data.test_images[image_index:image_index + 1],
+                          recipe, device=device)
+
+    # -- worker events -------------------------------------------------------------------
+
+    @Slot(object)
+    def _on_data_ready(self, bundle: Any) -> None:
+        if self.run_architecture is not None:
+            self.run_architecture = self._fit(self.run_architecture, bundle, self._last_recipe)
+        if self._last_recipe is not None and bundle is not self.data:
+            self._set_data(self._key(self._last_recipe), bundle)
+
+    @Slot(object)
+    def _on_run_created(self, summary: RunSummary) -> None:
+        self.live_run = summary
+        self.runs_changed.emit()
+
+    @Slot(object)
+    def _on_started(self, event: TrainStart) -> None:
+        self.class_names = tuple(event.class_names)
+        self.run_started.emit(event)
+
+    @Slot(object)
+    def _on_epoch_end(self, update: EpochUpdate) -> None:
+        event: EpochEnd = update.event
+        self.epochs_done = event.epoch + 1
+        self.epoch.emit(event)
+        if event.evaluation is not None:
+            self.evaluation = event.evaluation
+            self.evaluation_changed.emit(event.evaluation, self.class_names)
+        if update.probe is not None:
+            self.probe_ready.emit(update.probe, f"epoch {event.epoch + 1}, during training")
+        if self.live_run is not None:
+            self._refresh_live_summary()
+
+    @Slot(object)
+    def _on_returned(self, end: TrainEnd) -> None:
+        self.run_ended.emit(end)
+
+    @Slot(str)
+    def _on_errored(self, message: str) -> None:
+        self.error.emit(message)
+
+    @Slot()
+    def _on_finished(self) -> None:
+        self._trained_model_arch = self.run_architecture if self.controller.last_model else None
+        if self.architecture.lock is not None:
+            self.architecture.lock(False, "")
+        if self.live_run is not None:
+            self._refresh_live_summary()
+        self.live_run = None
+        self.runs_changed.emit()
+        self.idle.emit()
+        if self._probe_wish is not None:
+            self.request_probe(*self._probe_wish)
+
+    def _refresh_live_summary(self) -> None:
+        try:
+            summary = self.store.load_summary(self.live_run.run_id)
+        except UserError:
+            return
+        self.run_updated.emit(summary)
+
+    @Slot()
+    def _on_architecture_changed(self) -> None:
+        self.architecture_changed.emit()
+
+
+def _default_data_loader(recipe: Recipe) -> Any:
+    from resnet_gui.engine.data import load_data
+
+    return load_data(recipe)

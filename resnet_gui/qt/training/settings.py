@@ -1,0 +1,340 @@
+"""The training settings form: every field of a :class:`Recipe` a user tunes, both ways.
+
+``recipe()`` reads the widgets into a validated recipe; ``set_recipe()`` shows one (with
+signals blocked, so showing is never mistaken for editing). The form holds no logic beyond
+mapping widgets to recipe fields.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Any
+
+from PySide6.QtCore import Qt, Signal
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QComboBox,
+    QDoubleSpinBox,
+    QFileDialog,
+    QFormLayout,
+    QHBoxLayout,
+    QLabel,
+    QLineEdit,
+    QPushButton,
+    QSpinBox,
+    QToolButton,
+    QVBoxLayout,
+    QWidget,
+)
+
+from resnet_gui.spec.recipe import CHAPTER_RECIPE, RECIPE_PRESETS, Recipe, validate_recipe
+
+DATASET_CHOICES = (
+    ("fashion-mnist", "Fashion-MNIST"),
+    ("mnist", "MNIST"),
+    ("cifar10", "CIFAR-10"),
+    ("folder", "Image folder…"),
+)
+OPTIMIZER_CHOICES = (("sgd", "SGD (momentum)"), ("adamw", "AdamW"))
+SCHEDULE_CHOICES = (
+    ("constant", "Constant (the chapter)"),
+    ("step", "Step decay"),
+    ("cosine", "Cosine"),
+    ("onecycle", "One-cycle"),
+)
+INIT_CHOICES = (("kaiming", "Kaiming"), ("xavier", "Xavier (the chapter)"))
+PRECISION_CHOICES = (
+    ("auto", "Automatic"),
+    ("fp32", "fp32"),
+    ("bf16", "bf16 (mixed)"),
+    ("fp16", "fp16 (mixed)"),
+)
+
+
+def available_devices() -> list[tuple[str, str]]:
+    """(recipe value, label) for "auto", the CPU, and every CUDA device and MPS present."""
+    import torch
+
+    devices = [("auto", "Automatic"), ("cpu", "CPU")]
+    if torch.cuda.is_available():
+        for index in range(torch.cuda.device_count()):
+            devices.append((f"cuda:{index}", f"cuda:{index} — {torch.cuda.get_device_name(index)}"))
+    mps = getattr(torch.backends, "mps", None)
+    if mps is not None and mps.is_available():
+        devices.append(("mps", "Apple GPU (MPS)"))
+    return devices
+
+
+def default_data_dir_text() -> str:
+    """The folder the engine reads when the field is left empty (for the placeholder)."""
+    try:
+        from resnet_gui.engine.data import default_data_dir
+
+        return str(default_data_dir())
+    except Exception:  # the engine cannot say (e.g. an unreadable home): no hint
+        return os.environ.get("RESNET_GUI_DATA", "")
+
+
+def device_default_recipe() -> Recipe:
+    """Settings that train well here: the `fmnist-fast` recipe (one-cycle Nesterov SGD, batch
+    256, 93 % on Fashion-MNIST in under five minutes on a 2-core CPU); device and precision
+    "auto" pick the GPU and bf16/fp16 where there is one."""
+    return RECIPE_PRESETS["fmnist-fast"]
+
+
+def _combo(name: str, choices) -> QComboBox:
+    combo = QComboBox()
+    combo.setObjectName(name)
+    for value, label in choices:
+        combo.addItem(label, value)
+    return combo
+
+
+def _select(combo: QComboBox, value: Any) -> None:
+    index = combo.findData(value)
+    if index < 0:  # a stored value this machine does not list (a CUDA device gone)
+        combo.addItem(str(value), value)
+        index = combo.count() - 1
+    combo.setCurrentIndex(index)
+
+
+class RecipeForm(QWidget):
+    """Dataset, data folder, subset, resize, epochs, batch, optimizer, learning rate and
+    schedule, augmentation, initialisation, device, precision and seed."""
+
+    changed = Signal()
+
+    def __init__(self, parent: QWidget | None = None) -> None:
+        super().__init__(parent)
+        self.setObjectName("recipeForm")
+        self._base = Recipe()  # fields the form does not show keep the shown recipe's values
+
+        self.dataset_combo = _combo("trainDatasetCombo", DATASET_CHOICES)
+        self.folder_edit = QLineEdit()
+        self.folder_edit.setObjectName("dataFolderEdit")
+        self.folder_edit.setClearButtonEnabled(True)
+        self.folder_button = QToolButton()
+        self.folder_button.setText("…")
+        self.folder_button.setToolTip("Choose a folder")
+        self.folder_button.clicked.connect(self._browse)
+        self.folder_label = QLabel("Data folder")
+
+        self.subset_spin = QSpinBox()
+        self.subset_spin.setObjectName("subsetSpin")
+        self.subset_spin.setRange(0, 10_000_000)
+        self.subset_spin.setSingleStep(1000)
+        self.subset_spin.setSpecialValueText("all")
+        self.subset_spin.setToolTip("Training images used (class-balanced); 'all' uses every "
+                                    "one. A few thousand make a quick try.")
+        self.resize_spin = QSpinBox()
+        self.resize_spin.setObjectName("resizeSpin")
+        self.resize_spin.setRange(0, 1024)
+        self.resize_spin.setSpecialValueText("as stored")
+        self.resize_spin.setSuffix(" px")
+        self.resize_spin.setToolTip("Square side the images are resized to (the chapter uses "
+                                    "96); 'as stored' keeps the dataset's size and is fastest")
+        self.epochs_spin = QSpinBox()
+        self.epochs_spin.setObjectName("epochsSpin")
+        self.epochs_spin.setRange(1, 10_000)
+        self.batch_spin = QSpinBox()
+        self.batch_spin.setObjectName("batchSpin")
+        self.batch_spin.setRange(1, 65_536)
+        self.optimizer_combo = _combo("optimizerCombo", OPTIMIZER_CHOICES)
+        self.lr_spin = QDoubleSpinBox()
+        self.lr_spin.setObjectName("lrSpin")
+        self.lr_spin.setDecimals(5)
+        self.lr_spin.setRange(0.00001, 10.0)
+        self.lr_spin.setSingleStep(0.01)
+        self.momentum_spin = QDoubleSpinBox()
+        self.momentum_spin.setObjectName("momentumSpin")
+        self.momentum_spin.setRange(0.0, 0.999)
+        self.momentum_spin.setDecimals(3)
+        self.momentum_spin.setSingleStep(0.05)
+        self.weight_decay_spin = QDoubleSpinBox()
+        self.weight_decay_spin.setObjectName("weightDecaySpin")
+        self.weight_decay_spin.setDecimals(5)
+        self.weight_decay_spin.setRange(0.0, 1.0)
+        self.weight_decay_spin.setSingleStep(0.0001)
+        self.schedule_combo = _combo("scheduleCombo", SCHEDULE_CHOICES)
+        self.warmup_spin = QDoubleSpinBox()
+        self.warmup_spin.setObjectName("warmupSpin")
+        self.warmup_spin.setRange(0.0, 1000.0)
+        self.warmup_spin.setDecimals(1)
+        self.warmup_spin.setSuffix(" epochs")
+        self.augment_check = QCheckBox("random crop and flip")
+        self.augment_check.setObjectName("augmentCheck")
+        self.init_combo = _combo("initCombo", INIT_CHOICES)
+        self.device_combo = _combo("deviceCombo", available_devices())
+        self.precision_combo = _combo("precisionCombo", PRECISION_CHOICES)
+        self.seed_spin = QSpinBox()
+        self.seed_spin.setObjectName("seedSpin")
+        self.seed_spin.setRange(0, 2**31 - 1)
+
+        self.chapter_button = QPushButton("Chapter recipe")
+        self.chapter_button.setObjectName("chapterRecipeButton")
+        self.chapter_button.setToolTip("The D2L chapter's settings: lr 0.05, batch 128, resize "
+                                       "96, plain SGD, Xavier initialisation, no augmentation")
+        self.chapter_button.clicked.connect(self.use_chapter_recipe)
+        self.defaults_button = QPushButton("Fast defaults")
+        self.defaults_button.setObjectName("deviceDefaultsButton")
+        self.defaults_button.setToolTip("Settings that train well on this machine")
+        self.defaults_button.clicked.connect(self.use_device_defaults)
+
+        folder_row = QHBoxLayout()
+        folder_row.setContentsMargins(0, 0, 0, 0)
+        folder_row.addWidget(self.folder_edit)
+        folder_row.addWidget(self.folder_button)
+        form = QFormLayout()
+        form.setFieldGrowthPolicy(QFormLayout.FieldGrowthPolicy.AllNonFixedFieldsGrow)
+        form.setLabelAlignment(Qt.AlignmentFlag.AlignRight)
+        form.addRow("Dataset", self.dataset_combo)
+        form.addRow(self.folder_label, folder_row)
+        form.addRow("Training images", self.subset_spin)
+        form.addRow("Resize", self.resize_spin)
+        form.addRow("Epochs", self.epochs_spin)
+        form.addRow("Batch size", self.batch_spin)
+        form.addRow("Optimizer", self.optimizer_combo)
+        form.addRow("Learning rate", self.lr_spin)
+        form.addRow("Momentum", self.momentum_spin)
+        form.addRow("Weight decay", self.weight_decay_spin)
+        form.addRow("Schedule", self.schedule_combo)
+        form.addRow("Warm-up", self.warmup_spin)
+        form.addRow("Augmentation", self.augment_check)
+        form.addRow("Initialisation", self.init_combo)
+        form.addRow("Device", self.device_combo)
+        form.addRow("Precision", self.precision_combo)
+        form.addRow("Seed", self.seed_spin)
+        buttons = QHBoxLayout()
+        buttons.addWidget(self.chapter_button)
+        buttons.addWidget(self.defaults_button)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.addLayout(form)
+        layout.addLayout(buttons)
+        layout.addStretch(1)
+
+        for widget in (self.subset_spin, self.resize_spin, self.epochs_spin, self.batch_spin,
+                       self.seed_spin):
+            widget.valueChanged.connect(self._edited)
+        for widget in (self.lr_spin, self.momentum_spin, self.weight_decay_spin,
+                       self.warmup_spin):
+            widget.valueChanged.connect(self._edited)
+        for widget in (self.dataset_combo, self.optimizer_combo, self.schedule_combo,
+                       self.init_combo, self.device_combo, self.precision_combo):
+            widget.currentIndexChanged.connect(self._edited)
+        self.augment_check.toggled.connect(self._edited)
+        self.folder_edit.editingFinished.connect(self._edited)
+        self.set_recipe(device_default_recipe())
+
+    # -- recipe <-> widgets --------------------------------------------------------------
+
+    def set_recipe(self, recipe: Recipe) -> None:
+        self._base = recipe
+        widgets = self.findChildren(QWidget)
+        for widget in widgets:
+            widget.blockSignals(True)
+        try:
+            if recipe.dataset.startswith("folder:"):
+                _select(self.dataset_combo, "folder")
+                self.folder_edit.setText(recipe.dataset[len("folder:"):])
+            else:
+                _select(self.dataset_combo, recipe.dataset)
+                self.folder_edit.setText(recipe.data_dir or "")
+            self.subset_spin.setValue(recipe.limit_train or 0)
+            self.resize_spin.setValue(recipe.resize or 0)
+            self.epochs_spin.setValue(recipe.epochs)
+            self.batch_spin.setValue(recipe.batch_size)
+            _select(self.optimizer_combo, recipe.optimizer)
+            self.lr_spin.setValue(recipe.lr)
+            self.momentum_spin.setValue(recipe.momentum)
+            self.weight_decay_spin.setValue(recipe.weight_decay)
+            _select(self.schedule_combo, recipe.schedule)
+            self.warmup_spin.setValue(recipe.warmup_epochs)
+            self.augment_check.setChecked(recipe.augment)
+            _select(self.init_combo, recipe.init)
+            _select(self.device_combo, recipe.device)
+            _select(self.precision_combo, recipe.precision)
+            self.seed_spin.setValue(recipe.seed)
+        finally:
+            for widget in widgets:
+                widget.blockSignals(False)
+        self._update_folder_field()
+        self.changed.emit()
+
+    def recipe(self) -> Recipe:
+        """The recipe the widgets show; raises UserError naming a bad setting."""
+        dataset = self.dataset_combo.currentData()
+        folder = self.folder_edit.text().strip() or None
+        if dataset == "folder":
+            from resnet_gui.errors import UserError
+
+            if not folder:
+                raise UserError("choose the image folder to train on (one sub-folder per "
+                                "class) in the Image folder field")
+            dataset, data_dir = f"folder:{folder}", self._base.data_dir
+        else:
+            data_dir = folder
+        return validate_recipe(self._base.replace(
+            dataset=dataset,
+            data_dir=data_dir,
+            limit_train=self.subset_spin.value() or None,
+            resize=self.resize_spin.value() or None,
+            epochs=self.epochs_spin.value(),
+            batch_size=self.batch_spin.value(),
+            optimizer=self.optimizer_combo.currentData(),
+            lr=float(self.lr_spin.value()),
+            momentum=float(self.momentum_spin.value()),
+            weight_decay=float(self.weight_decay_spin.value()),
+            schedule=self.schedule_combo.currentData(),
+            warmup_epochs=float(self.warmup_spin.value()),
+            augment=self.augment_check.isChecked(),
+            init=self.init_combo.currentData(),
+            device=self.device_combo.currentData(),
+            precision=self.precision_combo.currentData(),
+            seed=self.seed_spin.value(),
+        ))
+
+    def use_chapter_recipe(self) -> None:
+        """The chapter's settings; the dataset, data folder and subset stay as chosen."""
+        current = self._current_or_base()
+        self.set_recipe(CHAPTER_RECIPE.replace(
+            dataset=current.dataset, data_dir=current.data_dir,
+            limit_train=current.limit_train, limit_test=current.limit_test,
+            device=current.device))
+
+    def use_device_defaults(self) -> None:
+        current = self._current_or_base()
+        self.set_recipe(device_default_recipe().replace(
+            dataset=current.dataset, data_dir=current.data_dir,
+            limit_train=current.limit_train, limit_test=current.limit_test))
+
+    def set_enabled_for_run(self, idle: bool) -> None:
+        for child in self.findChildren(QWidget):
+            child.setEnabled(idle)
+
+    # -- internals -----------------------------------------------------------------------
+
+    def _current_or_base(self) -> Recipe:
+        try:
+            return self.recipe()
+        except Exception:
+            return self._base
+
+    def _edited(self, *_: Any) -> None:
+        self._update_folder_field()
+        self.changed.emit()
+
+    def _update_folder_field(self) -> None:
+        if self.dataset_combo.currentData() == "folder":
+            self.folder_label.setText("Image folder")
+            self.folder_edit.setPlaceholderText("a folder with one sub-folder per class")
+        else:
+            self.folder_label.setText("Data folder")
+            self.folder_edit.setPlaceholderText(default_data_dir_text() or "default")
+
+    def _browse(self) -> None:
+        start = self.folder_edit.text() or default_data_dir_text()
+        folder = QFileDialog.getExistingDirectory(self, self.folder_label.text(), start)
+        if folder:
+            self.folder_edit.setText(folder)
+            self._edited()
