@@ -28,6 +28,15 @@ from pathlib import Path
 REPO = Path(__file__).resolve().parent.parent
 
 
+def cpu_seconds(pid: int) -> float:
+    """User + system CPU time of a running process (Linux; NaN elsewhere)."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+    except (OSError, IndexError, ValueError):
+        return float("nan")
+
+
 def run_ours(data_dir: str, arch: str, target: float, budget: float, extra: list[str]) -> dict:
     with tempfile.TemporaryDirectory() as folder:
         log = Path(folder) / "log.jsonl"
@@ -36,11 +45,12 @@ def run_ours(data_dir: str, arch: str, target: float, budget: float, extra: list
         started = time.perf_counter()
         process = subprocess.Popen(command, cwd=REPO, stdout=subprocess.DEVNULL,
                                    stderr=subprocess.PIPE, text=True)
-        seen, reached, epochs = 0, None, []
+        seen, reached, reached_cpu, epochs = 0, None, None, []
         while True:
             finished = process.poll() is not None
             lines = log.read_text().splitlines() if log.exists() else []
             now = time.perf_counter() - started
+            used = cpu_seconds(process.pid)
             for line in lines[seen:]:
                 if not line.endswith("}"):
                     break  # half-written; read it next time
@@ -49,10 +59,11 @@ def run_ours(data_dir: str, arch: str, target: float, budget: float, extra: list
                 if record["event"] == "epoch":
                     epochs.append((record["epoch"] + 1, now, record["test_acc"]))
                     print(f"  epoch {record['epoch'] + 1}: test accuracy "
-                          f"{100 * record['test_acc']:.2f} % at {now:.0f} s "
-                          f"({record['examples_per_sec']:.0f} examples/s)", flush=True)
+                          f"{100 * record['test_acc']:.2f} % at {now:.0f} s, {used:.0f} CPU s "
+                          f"({record['examples_per_sec']:.0f} examples/s, load "
+                          f"{os.getloadavg()[0]:.1f})", flush=True)
                     if reached is None and record["test_acc"] >= target:
-                        reached = now
+                        reached, reached_cpu = now, used
             if finished:
                 break
             time.sleep(0.2)
@@ -62,7 +73,8 @@ def run_ours(data_dir: str, arch: str, target: float, budget: float, extra: list
             raise SystemExit(f"resnet-gui train failed:\n{stderr}")
     final = epochs[-1][2] if epochs else float("nan")
     within = max((acc for _, t, acc in epochs if t <= budget), default=float("nan"))
-    return {"reached": reached, "total": total, "final": final, "within": within}
+    return {"reached": reached, "reached_cpu": reached_cpu, "total": total, "final": final,
+            "within": within}
 
 
 def run_chapter_for(data_dir: str, budget: float) -> float:
@@ -112,8 +124,9 @@ def main() -> int:
               f"{' '.join(args.extra)}", flush=True)
         result = run_ours(args.data_dir, args.arch, args.target, args.budget, args.extra)
         results.append(result)
-        reached = (f"{result['reached']:.0f} s" if result["reached"] is not None
-                   else "not reached")
+        reached = (f"{result['reached']:.0f} s ({result['reached_cpu']:.0f} CPU seconds, "
+                   f"{result['reached_cpu'] / os.cpu_count():.0f} s on {os.cpu_count()} idle "
+                   "cores)" if result["reached"] is not None else "not reached")
         print(f"  -> {100 * args.target:.0f} % {reached}; final {100 * result['final']:.2f} % "
               f"after {result['total']:.0f} s (load {os.getloadavg()[0]:.2f})", flush=True)
     times = [r["reached"] for r in results if r["reached"] is not None]

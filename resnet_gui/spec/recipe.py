@@ -86,7 +86,7 @@ CHAPTER_RECIPE = Recipe(
 # fmnist-fast: the recipe of the `fmnist-fast` architecture, tuned to pass 93 % test accuracy
 # on Fashion-MNIST within five minutes on a 2-core laptop CPU (benchmarks/bench_time_to_accuracy.py).
 FMNIST_FAST_RECIPE = Recipe(
-    epochs=5,
+    epochs=4,
     batch_size=256,
     lr=0.4,
     optimizer="sgd",
@@ -97,8 +97,8 @@ FMNIST_FAST_RECIPE = Recipe(
     label_smoothing=0.1,
     init="kaiming",
     zero_init_last=False,
-    # Five or six epochs are too few for augmentation to pay off: in a sweep crops cost 2.7
-    # points and flips alone 0.5 (docs/benchmarks.md).
+    # A few epochs are too few for augmentation to pay off: in a sweep crops cost 2.7 points
+    # and flips alone 0.5 (docs/benchmarks.md).
     augment=False,
 )
 
