@@ -350,6 +350,7 @@ class Trainer:
             if device.type == "cuda" and len(cuda_states) == torch.cuda.device_count():
                 torch.cuda.set_rng_state_all(cuda_states)
         train_model = torch.compile(model) if recipe.compile else model
+        compiled_steps = 0
         graphed_batch = None  # the batch shape whose forward and backward replay a CUDA graph
         eager_forward = model.forward
         if device.type == "cuda" and not recipe.compile and self.cuda_graphs:
@@ -481,13 +482,23 @@ class Trainer:
                     scaler.step(optimizer)
                     scaler.update()
                 except Exception as error:
+                    if train_model is not model and not compiled_steps:
+                        # No compiler on this machine, or an op inductor cannot handle: the
+                        # run goes on as it would have without --compile.
+                        self.notice(f"torch.compile failed ({type(error).__name__}); training "
+                                    "without it")
+                        train_model = model
+                        continue
                     if not is_out_of_memory(error):
                         raise
                     del error  # its traceback holds the failed step's tensors
+                    if graphed_batch is not None:  # the graph holds the larger batch's memory
+                        self._release_graph()
+                        graphed_batch = None
                     batch_size = self._smaller_batch(batch_size, device, optimizer)
-                    graphed_batch = None  # replays need the memory of the larger batch
                     continue
                 correct = (logits.detach().argmax(dim=1) == labels).sum()
+                compiled_steps += train_model is not model
                 step += 1
                 run_steps += 1
                 position += take

@@ -364,3 +364,17 @@ def test_evaluate_after_the_run_lists_the_most_confidently_wrong_images():
     assert np.all(truth[wrong] != evaluation.wrong_predicted)
     assert np.all(np.diff(evaluation.wrong_confidence) <= 0)
     assert len(wrong) == 30 - np.trace(evaluation.confusion)
+
+
+def test_a_failing_torch_compile_falls_back_to_eager_with_a_notice(monkeypatch):
+    def broken_compile(model):
+        def forward(inputs):
+            raise RuntimeError("BackendCompilerFailed: no C++ compiler")
+        return forward
+
+    monkeypatch.setattr(torch, "compile", broken_compile)
+    recorder = Recorder()
+    end = Trainer(TINY, recipe(epochs=1, compile=True), callbacks=[recorder],
+                  data=tiny_data()).run()
+    assert end.reason == "completed" and end.step == 6
+    assert any("torch.compile failed" in notice for notice in recorder.notices)
