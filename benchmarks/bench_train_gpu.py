@@ -4,16 +4,18 @@ then the time to 94 % test accuracy with the best recipe. Self-contained; about 
 Same network (d2l-resnet18), batch (128), input (Fashion-MNIST resized to 96), SGD lr 0.05:
 the chapter's loop (benchmarks/chapter_loop.py: DataLoader, per-sample Resize + ToTensor,
 fp32) against ours with the device defaults (data on the GPU as uint8, batch resize, bf16
-autocast, channels_last, cudnn.benchmark), eager and with --compile. Throughput is wall clock
+autocast, channels_last, cudnn.benchmark, the network's forward and backward replayed as a CUDA
+graph), also without the graph (and, with --compile, compiled). Throughput is wall clock
 over the timed steps after warm-up; evaluation is excluded. Then ours trains d2l-resnet18 with
 the best recipe (one-cycle Nesterov SGD, label smoothing, crop + flip, batch 512, bf16) until
 94 % or the time cap, timed from the start of the run (data already in memory).
 
     python benchmarks/bench_train_gpu.py --data-dir DIR [--chapter-steps 150] [--steps 400]
-        [--cap 150] [--no-compile]
+        [--cap 150] [--compile]
 
-DIR holds Fashion-MNIST as FashionMNIST/raw/*-ubyte (or .gz; these are unpacked to a temp
-folder for torchvision's reader, which the chapter's loop uses).
+DIR holds Fashion-MNIST's four IDX files, plain or .gz, in DIR/FashionMNIST/raw or DIR itself
+(other layouts are unpacked to a temp folder for torchvision's reader, which the chapter's
+loop uses).
 """
 
 from __future__ import annotations
@@ -33,7 +35,7 @@ sys.path.insert(0, str(REPO / "benchmarks"))
 import torch  # noqa: E402
 
 import chapter_loop  # noqa: E402
-from resnet_gui.engine.data import FASHION_MNIST, load_data  # noqa: E402
+from resnet_gui.engine.data import FASHION_MNIST, _find_idx_files, load_data  # noqa: E402
 from resnet_gui.engine.events import Callback  # noqa: E402
 from resnet_gui.engine.trainer import Trainer  # noqa: E402
 from resnet_gui.spec.presets import build_preset  # noqa: E402
@@ -43,17 +45,19 @@ WARMUP = 2
 
 
 def torchvision_root(data_dir: Path, scratch: Path) -> Path:
-    """A folder torchvision's FashionMNIST reads with download=True and no network."""
-    raw = data_dir / "FashionMNIST" / "raw"
-    if all((raw / name).is_file() for name in FASHION_MNIST.files):
+    """A folder torchvision's FashionMNIST reads with download=True and no network: ``data_dir``
+    itself when it has torchvision's layout, else unpacked copies in ``scratch``."""
+    files = _find_idx_files(FASHION_MNIST, data_dir)
+    if files is None:
+        raise SystemExit(f"Fashion-MNIST's four IDX files (or .gz) are not in {data_dir}")
+    if all(path.parent == data_dir / "FashionMNIST" / "raw" and path.suffix != ".gz"
+           for path in files.values()):
         return data_dir
     target = scratch / "FashionMNIST" / "raw"
     target.mkdir(parents=True, exist_ok=True)
-    for name in FASHION_MNIST.files:
-        source = raw / f"{name}.gz"
-        if not source.is_file():
-            raise SystemExit(f"neither {raw / name} nor {source} exists")
-        with gzip.open(source, "rb") as packed, open(target / name, "wb") as plain:
+    for name, source in files.items():
+        opener = gzip.open if source.suffix == ".gz" else open
+        with opener(source, "rb") as packed, open(target / name, "wb") as plain:
             shutil.copyfileobj(packed, plain)
     return scratch
 
@@ -73,15 +77,21 @@ def chapter_examples_per_sec(root: Path, steps: int) -> float:
     return sum(n for _, n in timed[1:]) / (timed[-1][0] - timed[0][0])
 
 
-def ours_examples_per_sec(data, data_dir: str, steps: int, compile_model: bool
-                          ) -> tuple[float, str]:
+class Notices(Callback):
+    def on_notice(self, message: str) -> None:
+        print(f"  note: {message}", flush=True)
+
+
+def ours_examples_per_sec(data, data_dir: str, steps: int, compile_model: bool,
+                          cuda_graphs: bool = True) -> tuple[float, str]:
     # Warm-up excluded by the trainer: its first two steps (and compilation, which happens
     # in them) do not count; evaluation at the end is not timed either.
     recipe = CHAPTER_RECIPE.replace(data_dir=data_dir, precision="auto", channels_last=True,
                                     device="cuda", max_steps=steps, epochs=10,
                                     compile=compile_model)
     arch = build_preset("d2l-resnet18", in_channels=1, num_classes=10, input_size=96)
-    trainer = Trainer(arch, recipe, data=data)
+    trainer = Trainer(arch, recipe, data=data, callbacks=[Notices()])
+    trainer.cuda_graphs = cuda_graphs
     end = trainer.run()
     return end.examples_per_sec, trainer.placement.precision
 
@@ -112,7 +122,7 @@ def time_to_accuracy(data, data_dir: str, target: float, cap: float, compile_mod
     arch = build_preset("d2l-resnet18", in_channels=1, num_classes=10, input_size=96)
     started = time.perf_counter()
     clock = Clock(target, started)
-    trainer = Trainer(arch, recipe, data=data, callbacks=[clock])
+    trainer = Trainer(arch, recipe, data=data, callbacks=[clock, Notices()])
     clock.trainer = trainer
     stopper = _Cap(trainer, started, cap)
     trainer.callbacks.append(stopper)
@@ -137,7 +147,9 @@ def main() -> int:
     parser.add_argument("--target", type=float, default=0.94)
     parser.add_argument("--cap", type=float, default=150.0, help="seconds for time-to-accuracy")
     parser.add_argument("--epochs", type=int, default=16, help="plan of the accuracy run")
-    parser.add_argument("--no-compile", action="store_true", help="skip the compiled runs")
+    parser.add_argument("--compile", action="store_true",
+                        help="also time --compile (about a minute more; slower than the CUDA "
+                        "graphs on an H200)")
     parser.add_argument("--skip-chapter", action="store_true")
     args = parser.parse_args()
     if not torch.cuda.is_available():
@@ -155,10 +167,13 @@ def main() -> int:
                   f"on {card}", flush=True)
         data = load_data(Recipe(data_dir=str(data_dir)))
         eager, precision = ours_examples_per_sec(data, str(data_dir), args.steps, False)
-        print(f"resnet-gui trainer ({precision}, channels_last, eager): {eager:,.0f} "
-              f"examples/s", flush=True)
+        print(f"resnet-gui trainer ({precision}, channels_last, CUDA graphs; the default): "
+              f"{eager:,.0f} examples/s", flush=True)
+        plain, _ = ours_examples_per_sec(data, str(data_dir), args.steps, False, False)
+        print(f"resnet-gui trainer ({precision}, channels_last, without CUDA graphs): "
+              f"{plain:,.0f} examples/s", flush=True)
         best = eager
-        if not args.no_compile:
+        if args.compile:
             try:
                 compiled, _ = ours_examples_per_sec(data, str(data_dir), args.steps, True)
             except Exception as error:  # no compiler on the machine, or an inductor bug
@@ -169,7 +184,7 @@ def main() -> int:
                       f"{compiled:,.0f} examples/s", flush=True)
                 best = max(best, compiled)
         if not args.skip_chapter:
-            print(f"speed-up over the chapter's loop: {best / chapter:.1f}x (eager "
+            print(f"speed-up over the chapter's loop: {best / chapter:.1f}x (defaults "
                   f"{eager / chapter:.1f}x; target >= 10x)", flush=True)
         print(f"examples/s target on an H100: >= 40,000; best here {best:,.0f}", flush=True)
         reached, best_accuracy = time_to_accuracy(data, str(data_dir), args.target, args.cap,

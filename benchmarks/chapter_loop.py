@@ -11,6 +11,8 @@ chapter's.
 
 from __future__ import annotations
 
+import argparse
+import json
 import time
 
 import numpy as np
@@ -194,3 +196,29 @@ def train_ch6(net, train_iter, test_iter, num_epochs, lr, device=None, max_steps
           f'on {str(device)}')
     return {"train_loss": train_loss, "train_acc": train_acc, "test_acc": test_acc,
             "timer_seconds": timer.sum(), "steps": steps}
+
+
+def main() -> int:
+    """Time ``steps`` batches of the chapter's loop in this process; print one JSON object."""
+    parser = argparse.ArgumentParser(description="time the chapter's train_ch6 loop")
+    parser.add_argument("--data-dir", required=True)
+    parser.add_argument("--steps", type=int, default=40)
+    parser.add_argument("--batch-size", type=int, default=128)
+    parser.add_argument("--resize", type=int, default=96)
+    parser.add_argument("--lr", type=float, default=0.05)
+    args = parser.parse_args()
+    train_iter, test_iter = load_data_fashion_mnist(args.batch_size, resize=args.resize,
+                                                    root=args.data_dir)
+    marks = []
+    result = train_ch6(make_net(), train_iter, test_iter, 1, args.lr,
+                       device=torch.device("cpu"), max_steps=args.steps, evaluate=False,
+                       on_step=lambda step, n: marks.append((time.perf_counter(), n)))
+    timed = marks[1:]  # from the end of step 2: the first two are warm-up, as for resnet-gui
+    examples = sum(n for _, n in timed[1:])
+    print(json.dumps({"examples_per_sec": examples / (timed[-1][0] - timed[0][0]),
+                      "steps": result["steps"], "threads": torch.get_num_threads()}))
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -36,6 +36,7 @@ PLAN_OPTIONS = {
     "weight_decay": "weight_decay", "schedule": "schedule", "warmup_epochs": "warmup_epochs",
     "label_smoothing": "label_smoothing", "grad_clip": "grad_clip", "init": "init",
     "zero_init_last": "zero_init_last", "resize": "resize", "augment": "augment",
+    "crop_padding": "crop_padding",
     "limit_train": "limit_train", "limit_test": "limit_test", "seed": "seed",
 }
 MACHINE_OPTIONS = {
@@ -65,6 +66,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     data.add_argument("--resize", type=int, metavar="S", help="resize images to SxS")
     data.add_argument("--augment", action=argparse.BooleanOptionalAction, default=None,
                       help="random crop with padding and horizontal flip")
+    data.add_argument("--crop-padding", type=int, metavar="P",
+                      help="padding of the random crop (0: flips only; default 1/8 of the side)")
     data.add_argument("--limit-train", type=int, metavar="N",
                       help="use N training images (class-balanced)")
     data.add_argument("--limit-test", type=int, metavar="N", help="use N test images")
@@ -90,6 +93,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     machine.add_argument("--channels-last", action=argparse.BooleanOptionalAction, default=None)
     machine.add_argument("--compile", action=argparse.BooleanOptionalAction, default=None,
                          help="torch.compile the network (slow start, faster steps on GPUs)")
+    machine.add_argument("--threads", type=int, metavar="N",
+                         help="CPU threads for torch (default: one per core; fewer can be "
+                         "faster when other programs keep the cores busy)")
     machine.add_argument("--max-steps", type=int, metavar="N",
                          help="end after N optimizer steps as Stop would (the plan still "
                          "spans --epochs)")
@@ -288,6 +294,12 @@ def run_train(args: argparse.Namespace) -> int:
     from resnet_gui.engine.data import load_data
     from resnet_gui.engine.trainer import Trainer, fit_architecture
 
+    if args.threads is not None:  # after the engine's import, which sets OpenMP's defaults
+        if args.threads < 1:
+            raise UserError(f"--threads must be at least 1, got {args.threads}")
+        import torch
+
+        torch.set_num_threads(args.threads)
     checkpoint = load_checkpoint(args.resume) if args.resume else None
     if args.arch is None and checkpoint is None:
         raise UserError("give an architecture to train (a preset name such as fmnist-fast, or "

@@ -577,7 +577,8 @@ class BatchMaker:
                    channels_last: bool | None = None) -> "BatchMaker":
         return cls(bundle.mean, bundle.std, torch.device(device), recipe.resize,
                    recipe.augment, bundle.flip,
-                   recipe.channels_last if channels_last is None else channels_last)
+                   recipe.channels_last if channels_last is None else channels_last,
+                   recipe.crop_padding)
 
     def output_size(self, image_size: tuple[int, int]) -> tuple[int, int]:
         return (self.resize, self.resize) if self.resize else image_size

@@ -84,10 +84,11 @@ class Placement:
         # fp16 gradients underflow without loss scaling; bf16 has fp32's range.
         return self.precision == "fp16" and self.device.type == "cuda"
 
-    def autocast(self) -> contextlib.AbstractContextManager:
+    def autocast(self, cache_enabled: bool = True) -> contextlib.AbstractContextManager:
         if self.precision == "fp32":
             return contextlib.nullcontext()
-        return torch.autocast(device_type=self.device.type, dtype=self.dtype)
+        return torch.autocast(device_type=self.device.type, dtype=self.dtype,
+                              cache_enabled=cache_enabled)
 
     def describe(self) -> str:
         return str(self.device) if self.device.type != "cuda" else (

@@ -223,6 +223,10 @@ class Trainer:
         self._eval_batch = 256
         # Seconds between StepEnd events (the last step always reports); 0 reports every step.
         self.report_interval = 1.0 / EVENTS_PER_SECOND
+        # On CUDA, replay the network's forward and backward as a CUDA graph: at small batches
+        # launching hundreds of kernels one by one, not the GPU, sets the pace.
+        self.cuda_graphs = True
+        self._graphed_model: nn.Module | None = None
 
     # -- control from any thread ------------------------------------------------------------
 
@@ -274,6 +278,7 @@ class Trainer:
         try:
             return self._run()
         except BaseException as error:
+            self._release_graph()
             if not isinstance(error, KeyboardInterrupt):
                 for callback in self.callbacks:
                     try:
@@ -345,6 +350,10 @@ class Trainer:
             if device.type == "cuda" and len(cuda_states) == torch.cuda.device_count():
                 torch.cuda.set_rng_state_all(cuda_states)
         train_model = torch.compile(model) if recipe.compile else model
+        graphed_batch = None  # the batch shape whose forward and backward replay a CUDA graph
+        eager_forward = model.forward
+        if device.type == "cuda" and not recipe.compile and self.cuda_graphs:
+            graphed_batch = self._capture_cuda_graph(model, maker, device_data, batch_size)
 
         steps_per_epoch = steps_in_epoch(num_train, batch_size)
         input_shape = (data.channels, *maker.output_size(data.image_size))
@@ -457,8 +466,12 @@ class Trainer:
                     lr = plan.lr(epoch + position / num_train)
                     for group in optimizer.param_groups:
                         group["lr"] = lr
-                    with placement.autocast():
-                        logits = train_model(inputs)
+                    # Autocast's weight cache cannot live across graph replays.
+                    with placement.autocast(cache_enabled=graphed_batch is None):
+                        if graphed_batch is None or tuple(inputs.shape) == graphed_batch:
+                            logits = train_model(inputs)
+                        else:  # a smaller last batch: the graph holds fixed shapes
+                            logits = eager_forward(inputs)
                     loss = loss_function(logits.float(), labels)
                     optimizer.zero_grad(set_to_none=True)
                     scaler.scale(loss).backward()
@@ -472,6 +485,7 @@ class Trainer:
                         raise
                     del error  # its traceback holds the failed step's tensors
                     batch_size = self._smaller_batch(batch_size, device, optimizer)
+                    graphed_batch = None  # replays need the memory of the larger batch
                     continue
                 correct = (logits.detach().argmax(dim=1) == labels).sum()
                 step += 1
@@ -549,10 +563,44 @@ class Trainer:
             examples_per_sec=timed_examples / timed_seconds if timed_seconds > 0
             else float("nan"),
             seconds=time.perf_counter() - started, checkpoint=saved, message=message)
+        self._release_graph()
         self._emit("on_train_end", end)
         return end
 
+    def _release_graph(self) -> None:
+        """Give the model back its eager forward (and free the graph's static memory)."""
+        model, self._graphed_model = self._graphed_model, None
+        if model is not None:
+            model.__dict__.pop("forward", None)
+
     # -- pieces of the run ------------------------------------------------------------------
+
+    def _capture_cuda_graph(self, model: nn.Module, maker: BatchMaker, data: DataBundle,
+                            batch_size: int) -> tuple[int, ...] | None:
+        """Graph ``model``'s training forward and backward for full batches; None when the
+        capture fails (the run goes on eagerly, with a notice)."""
+        if data.num_train < batch_size:
+            return None
+        placement = self.placement
+        sample = maker(data.train_images[:batch_size])
+        # The capture's warm-up passes update batch-norm statistics: put them back after.
+        buffers = {name: value.detach().clone() for name, value in model.named_buffers()}
+        try:
+            with placement.autocast(cache_enabled=False):
+                torch.cuda.make_graphed_callables(model, (sample,))
+        except Exception as error:  # an op that cannot be captured, or no memory for it
+            model.__dict__.pop("forward", None)
+            free_accelerator_memory(placement.device)
+            self.notice(f"CUDA graphs are unavailable here ({type(error).__name__}); "
+                        "training without them")
+            return None
+        finally:
+            with torch.no_grad():
+                for name, value in model.named_buffers():
+                    value.copy_(buffers[name])
+            model.zero_grad(set_to_none=True)
+        self._graphed_model = model
+        return tuple(sample.shape)
 
     def _resumed_recipe(self, checkpoint: dict[str, Any]) -> Recipe:
         try:

@@ -88,6 +88,15 @@ def test_missing_dataset_offline_names_folder_files_and_the_fix(offline, tmp_pat
     assert offline  # a download was tried
 
 
+def test_missing_cifar10_offline_names_its_folder_and_files(offline, tmp_path):
+    with pytest.raises(DataError) as caught:
+        load_data(Recipe(dataset="cifar10", data_dir=str(tmp_path)))
+    message = str(caught.value)
+    assert str(tmp_path / "cifar-10-batches-py") in message
+    assert "data_batch_1" in message and "test_batch" in message and "--data-dir" in message
+    assert offline == [("CIFAR10", tmp_path)]
+
+
 def test_explicit_data_dir_without_fashion_mnist_is_an_error_not_the_sample(offline, tmp_path):
     with pytest.raises(DataError, match="Fashion-MNIST is not in"):
         load_data(Recipe(data_dir=str(tmp_path / "nothing-here")))
@@ -245,8 +254,8 @@ def test_batches_are_normalised_resized_and_augmented_deterministically():
 
 def test_a_flip_without_shift_mirrors_the_image():
     bundle = _bundle()
-    maker = BatchMaker.for_bundle(bundle, Recipe(augment=True, channels_last=False), "cpu")
-    maker.crop_padding = 0
+    maker = BatchMaker.for_bundle(bundle, Recipe(augment=True, crop_padding=0,
+                                                  channels_last=False), "cpu")
     images = bundle.train_images[:64]
     flipped = maker(images, augment_generator(1, 0))
     plain = maker(images)
