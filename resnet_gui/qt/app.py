@@ -25,9 +25,14 @@ def _application():
     return app
 
 
-def create_main_window(arch: str | None = None, settings=None):
+def create_main_window(arch: str | None = None, settings=None, *, run_store=None,
+                       data_loader=None):
     """The main window with ``arch`` (a preset name or a JSON file; None: the D2L chapter's
-    ResNet-18) loaded, without entering the event loop. A QApplication must exist."""
+    ResNet-18) loaded, without entering the event loop. A QApplication must exist.
+
+    ``run_store`` (where runs are kept; default the per-user folder) and ``data_loader``
+    (how the Train tab loads a recipe's data; default the engine's) serve tests and
+    benchmarks."""
     from resnet_gui.qt.datasets import dataset_named
     from resnet_gui.qt.main_window import DEFAULT_PRESET, MainWindow, app_settings, load_architecture
 
@@ -40,7 +45,7 @@ def create_main_window(arch: str | None = None, settings=None):
     window = MainWindow(architecture, path, settings=settings, dataset=dataset)
     from resnet_gui.qt.training import install_training_panels
 
-    install_training_panels(window)
+    install_training_panels(window, run_store, data_loader=data_loader)
     # torch and Qt leave hundreds of thousands of long-lived objects; a full garbage
     # collection walking them all stalled the window for 0.2-0.6 s while editing. Frozen,
     # they are skipped, and a collection only walks what the editor creates.

@@ -146,7 +146,11 @@ def from_dict(data: Any) -> Architecture:
     if "schema" in data and data["schema"] != SCHEMA:
         raise ArchitectureError(f"expected {SCHEMA!r}, got {data['schema']!r}", "schema")
     version = data.get("version", SCHEMA_VERSION)
-    if isinstance(version, bool) or not isinstance(version, int) or version > SCHEMA_VERSION:
+    if isinstance(version, bool) or not isinstance(version, int) or version < 1:
+        raise ArchitectureError(
+            f"must be a whole number such as {SCHEMA_VERSION}, got {version!r}", "version"
+        )
+    if version > SCHEMA_VERSION:
         raise ArchitectureError(
             f"this file has schema version {version!r}, newer than this resnet-gui "
             f"understands ({SCHEMA_VERSION}); update resnet-gui",
@@ -185,6 +189,11 @@ def loads(text: str, source: str = "architecture") -> Architecture:
         raise ArchitectureError(
             f"{source} is not valid JSON: {error.msg} at line {error.lineno}, "
             f"column {error.colno}; fix the file or save it again from the app"
+        ) from None
+    except RecursionError:
+        raise ArchitectureError(
+            f"{source} nests its values too deeply to be an architecture; "
+            "save one from the app or with 'resnet-gui export PRESET --format json'"
         ) from None
     return from_dict(data)
 

@@ -49,8 +49,8 @@ def make_window(qtbot, isolated_settings):
 
     windows = []
 
-    def make(arch: str | None = None, size: tuple[int, int] | None = None):
-        window = create_main_window(arch, settings=isolated_settings)
+    def make(arch: str | None = None, size: tuple[int, int] | None = None, **options):
+        window = create_main_window(arch, settings=isolated_settings, **options)
         window.ask_unsaved_changes = lambda: "discard"  # tests that need the prompt replace it
         window.quiet_errors = True  # errors go to the status bar, not to a modal dialog
         qtbot.addWidget(window)

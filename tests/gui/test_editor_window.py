@@ -162,9 +162,11 @@ def test_settings_remember_geometry_and_splitters(make_window, isolated_settings
 
 def test_add_panel_and_document_for_the_training_tabs(make_window):
     window = make_window()
-    assert window.tabs.tabText(0) == "Build" and window.tabs.tabBar().isHidden()
-    index = window.add_panel(QWidget(), "Train")
-    assert window.tabs.tabText(index) == "Train" and not window.tabs.tabBar().isHidden()
+    tabs = window.tabs
+    assert [tabs.tabText(i) for i in range(tabs.count())] == ["Build", "Train", "Inspect"]
+    assert not tabs.tabBar().isHidden()
+    index = window.add_panel(QWidget(), "Notes")
+    assert tabs.tabText(index) == "Notes" and tabs.count() == 4
     assert window.document.arch.name == "d2l-resnet18"
 
 

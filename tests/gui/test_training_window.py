@@ -14,7 +14,7 @@ from training_support import (  # noqa: F401 (fixtures)
     wait_idle,
 )
 
-from resnet_gui.qt.training import install_training_panels, running_training_threads
+from resnet_gui.qt.training import running_training_threads
 from resnet_gui.qt.training.panel import TrainingPanel
 
 pytestmark = pytest.mark.timeout(60)
@@ -23,10 +23,9 @@ START_TIMEOUT = 20_000
 
 @pytest.fixture
 def main_window(make_window, store):
-    window = make_window()
-    window.document.reset(tiny_architecture())
     bundle = tiny_bundle()
-    install_training_panels(window, store, data_loader=lambda recipe: bundle)
+    window = make_window(run_store=store, data_loader=lambda recipe: bundle)
+    window.document.reset(tiny_architecture())
     yield window
     left = running_training_threads()
     window.findChild(TrainingPanel).session.shutdown()

@@ -145,3 +145,16 @@ def test_saved_files_get_ordinary_permissions(tmp_path):
     os.chmod(saved, 0o640)  # an existing file keeps its mode
     save_file(build_preset("resnet34"), saved)
     assert saved.stat().st_mode & 0o777 == 0o640
+
+
+def test_deeply_nested_json_is_refused_in_one_sentence():
+    with pytest.raises(ArchitectureError, match="nests its values too deeply"):
+        loads("[" * 100_000 + "]" * 100_000)
+
+
+@pytest.mark.parametrize("version", ["1", 0, 1.5])
+def test_a_version_that_is_not_a_whole_number_is_named(version):
+    data = to_dict(build_preset("resnet20"))
+    data["version"] = version
+    with pytest.raises(ArchitectureError, match="version: must be a whole number"):
+        from_dict(data)
