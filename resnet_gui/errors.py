@@ -32,6 +32,18 @@ class ArchitectureError(UserError, ValueError):
         super().__init__(f"{path}: {message}" if path else message)
 
 
+class FileWriteError(UserError):
+    """A file that could not be written; any earlier version of it is unchanged.
+
+    ``reason`` says why ("the disk is full"); ``before_writing`` is true when the folder or
+    the temporary file could not even be created.
+    """
+
+    def __init__(self, message: str, path: str, reason: str, before_writing: bool) -> None:
+        super().__init__(message)
+        self.path, self.reason, self.before_writing = path, reason, before_writing
+
+
 class DataError(UserError):
     """A dataset that is missing, unreadable or inconsistent."""
 

@@ -10,7 +10,6 @@ then the temp file replaces it: at every instant a complete checkpoint exists.
 
 from __future__ import annotations
 
-import errno
 import io
 import os
 import shutil
@@ -21,9 +20,9 @@ from typing import Any
 import torch
 from torch import nn
 
-from resnet_gui.errors import ArchitectureError, CheckpointError
+from resnet_gui.errors import ArchitectureError, CheckpointError, FileWriteError
 from resnet_gui.spec.model import Architecture
-from resnet_gui.spec.serialize import loads
+from resnet_gui.spec.serialize import atomic_write_bytes, loads
 
 FORMAT = "resnet-gui/checkpoint"
 VERSION = 1
@@ -33,21 +32,6 @@ def previous_path(path: str | os.PathLike) -> Path:
     """Where the checkpoint before the current one is kept: ``run.pt`` -> ``run.prev.pt``."""
     path = Path(path)
     return path.with_name(f"{path.stem}.prev{path.suffix or '.pt'}")
-
-
-def _fsync_folder(folder: Path) -> None:
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def _keep_previous(path: Path) -> None:
@@ -73,33 +57,16 @@ def _keep_previous(path: Path) -> None:
 def write_checkpoint_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Atomically replace ``path`` with ``data``, keeping the file it replaces as ``.prev``."""
     path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
     intact = (f"the previous checkpoint {path} is intact" if path.exists()
               else "no earlier checkpoint existed")
     try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as error:
-        raise CheckpointError(f"cannot write the checkpoint {path}: {error.strerror}; "
-                              "choose another folder with --checkpoint") from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        if path.exists():
-            _keep_previous(path)
-        os.replace(tmp, path)
-        _fsync_folder(folder)
-    except OSError as error:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        reason = ("the disk is full" if error.errno in (errno.ENOSPC, errno.EDQUOT)
-                  else error.strerror or str(error))
-        raise CheckpointError(f"could not save the checkpoint {path}: {reason}; {intact}; "
-                              "free some space or choose another folder") from None
+        atomic_write_bytes(path, data, before_replace=_keep_previous)
+    except FileWriteError as problem:
+        if problem.before_writing:
+            raise CheckpointError(f"cannot write the checkpoint {path}: {problem.reason}; "
+                                  "choose another folder with --checkpoint") from None
+        raise CheckpointError(f"could not save the checkpoint {path}: {problem.reason}; "
+                              f"{intact}; free some space or choose another folder") from None
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:

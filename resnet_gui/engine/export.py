@@ -390,8 +390,12 @@ def _require(*packages: str, purpose: str) -> None:
 def _traced_bytes(arch: Architecture, model: nn.Module | None, to_bytes) -> bytes:
     """Run ``to_bytes`` on the model in eval mode, leaving a caller's model as it was."""
     if model is None:
+        from resnet_gui.engine.analysis import analyse
+        from resnet_gui.engine.memory import bytes_to_export, require_memory
         from resnet_gui.engine.model import build_model
 
+        analysis = analyse(arch)
+        require_memory(bytes_to_export(analysis), "export it with weights", analysis)
         model = build_model(arch)
     was_training = model.training
     model.eval()

@@ -50,6 +50,18 @@ def feature_maps(model: nn.Module, images: torch.Tensor, layer: str) -> np.ndarr
     Runs in eval mode under ``no_grad`` with a forward hook; a vector output (after pooling or
     the classifier) comes back as (N, C, 1, 1).
     """
+    return _maps_and_logits(model, images, layer)[0]
+
+
+def probe_image(model: nn.Module, image: torch.Tensor, layer: str) -> tuple[np.ndarray, int]:
+    """``layer``'s maps (C, h, w) for one prepared image (1, C, H, W), and the class the
+    network predicts for it, from a single forward pass in eval mode."""
+    maps, logits = _maps_and_logits(model, image, layer)
+    return maps[0], int(logits.argmax(dim=1)[0])
+
+
+def _maps_and_logits(model: nn.Module, images: torch.Tensor, layer: str
+                     ) -> tuple[np.ndarray, torch.Tensor]:
     model = unwrap_compiled(model)
     module = named_layer(model, layer)
     captured: list[torch.Tensor] = []
@@ -66,7 +78,7 @@ def feature_maps(model: nn.Module, images: torch.Tensor, layer: str) -> np.ndarr
     handle = module.register_forward_hook(hook)
     try:
         with torch.no_grad(), _eval_mode(model):
-            model(images)
+            logits = model(images)
     finally:
         handle.remove()
     if not captured:
@@ -76,7 +88,7 @@ def feature_maps(model: nn.Module, images: torch.Tensor, layer: str) -> np.ndarr
         output = output[:, :, None, None]
     elif output.ndim != 4:
         output = output.reshape(output.shape[0], -1, 1, 1)
-    return np.ascontiguousarray(output.cpu().numpy(), dtype=np.float32)
+    return np.ascontiguousarray(output.cpu().numpy(), dtype=np.float32), logits.detach()
 
 
 def mosaic(maps: np.ndarray, columns: int | None = None, pad: int = 1,

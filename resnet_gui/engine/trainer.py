@@ -24,6 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from resnet_gui.engine.analysis import analyse
 from resnet_gui.engine.checkpoint import (
     architecture_differences,
     checkpoint_architecture,
@@ -57,7 +58,8 @@ from resnet_gui.engine.events import (
     TrainEnd,
     TrainStart,
 )
-from resnet_gui.engine.inspect import evaluate_model, feature_maps
+from resnet_gui.engine.inspect import evaluate_model, probe_image
+from resnet_gui.engine.memory import require_memory_to_train
 from resnet_gui.engine.model import build_model
 from resnet_gui.errors import CheckpointError, TrainingError, UserError
 from resnet_gui.spec.model import Architecture
@@ -209,7 +211,7 @@ class Trainer:
         self.data = data
         if data is not None:
             self.arch = fit_architecture(arch, data, self.recipe)
-        self.model: nn.Module = build_model(self.arch)
+        self._model: nn.Module | None = None  # built on first use: see the model property
         self.placement: Placement | None = None
         self.last_evaluation: Evaluation | None = None
         self.notices: list[str] = []
@@ -227,6 +229,18 @@ class Trainer:
         # launching hundreds of kernels one by one, not the GPU, sets the pace.
         self.cuda_graphs = True
         self._graphed_model: nn.Module | None = None
+
+    @property
+    def model(self) -> nn.Module:
+        """The network: the run's once it has started, else a fresh one built on first use
+        (building allocates every weight, so a trainer that is only configured builds none)."""
+        if self._model is None:
+            self._model = build_model(self.arch)
+        return self._model
+
+    @model.setter
+    def model(self, model: nn.Module) -> None:
+        self._model = model
 
     # -- control from any thread ------------------------------------------------------------
 
@@ -303,9 +317,15 @@ class Trainer:
         if checkpoint is not None:
             self._check_fits(checkpoint, arch, data)
         self.arch = arch
+        # Shapes and sizes first, on the meta device: an input too small for the network, or
+        # a network too large for the machine, is one sentence, not a failure mid-allocation.
+        analysis = analyse(arch)
+        for warning in analysis.warnings:
+            self.notice(warning)
 
         placement = self.placement = placement_for(recipe.device, recipe.precision)
         device = placement.device
+        require_memory_to_train(analysis, recipe.batch_size, device)
         configure_backends(device)
         torch.manual_seed(recipe.seed)
         model = build_model(arch)
@@ -719,13 +739,7 @@ class Trainer:
         maker = self._maker
         try:
             batch = maker(data.test_images[image_index:image_index + 1])
-            maps = feature_maps(self.model, batch, layer)[0]
-            with torch.no_grad():
-                self.model.eval()
-                try:
-                    predicted = int(self.model(batch).argmax(dim=1)[0])
-                finally:
-                    self.model.train()
+            maps, predicted = probe_image(self.model, batch, layer)
         except UserError as problem:
             self.notice(f"feature maps skipped: {problem}")
             return None

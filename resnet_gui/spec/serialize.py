@@ -8,13 +8,15 @@ every error is an :class:`ArchitectureError` naming the field path.
 from __future__ import annotations
 
 import difflib
+import errno
 import json
 import os
 import tempfile
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from resnet_gui.errors import ArchitectureError, UserError
+from resnet_gui.errors import ArchitectureError, FileWriteError, UserError
 from resnet_gui.spec.model import (
     MAX_BLOCKS_PER_STAGE,
     Architecture,
@@ -217,11 +219,13 @@ def load_file(path: str | os.PathLike) -> Architecture:
     return loads(text, source=str(path))
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
+def atomic_write_bytes(path: str | os.PathLike, data: bytes,
+                       before_replace: Callable[[Path], None] | None = None) -> None:
     """Write ``data`` to ``path`` so that a crash or a full disk never leaves half a file.
 
-    Temp file in the same folder, flush, fsync, then ``os.replace``: the old file stays intact
-    until the new one is complete.
+    Temp file in the same folder, flush, fsync, ``before_replace(path)`` (a checkpoint keeps
+    the file it replaces there), ``os.replace``, then fsync the folder: the old file stays
+    intact until the new one is complete. Raises :class:`FileWriteError`.
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
@@ -229,7 +233,9 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     except OSError as error:
-        raise UserError(f"cannot write {path}: {error.strerror}; choose another folder") from None
+        reason = error.strerror or str(error)
+        raise FileWriteError(f"cannot write {path}: {reason}; choose another folder",
+                             str(path), reason, before_writing=True) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -242,16 +248,36 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> None:
         except OSError:
             mode = 0o666 & ~_UMASK
         os.chmod(tmp, mode)
+        if before_replace is not None and path.exists():
+            before_replace(path)
         os.replace(tmp, path)
+        _fsync_folder(folder)
     except OSError as error:
         try:
             os.unlink(tmp)
         except OSError:
             pass
-        reason = "the disk is full" if error.errno == 28 else error.strerror
-        raise UserError(
-            f"could not save {path}: {reason}; any previous version of the file is unchanged"
-        ) from None
+        reason = ("the disk is full" if error.errno in (errno.ENOSPC, errno.EDQUOT)
+                  else error.strerror or str(error))
+        raise FileWriteError(
+            f"could not save {path}: {reason}; any previous version of the file is unchanged",
+            str(path), reason, before_writing=False) from None
+
+
+def _fsync_folder(folder: Path) -> None:
+    """Make the rename itself durable (POSIX; elsewhere the replace is enough)."""
+    if os.name != "posix":
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY)
+    except OSError:
+        return
+    try:
+        os.fsync(fd)
+    except OSError:
+        pass
+    finally:
+        os.close(fd)
 
 
 def save_file(arch: Architecture, path: str | os.PathLike) -> None:

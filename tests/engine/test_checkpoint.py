@@ -163,3 +163,31 @@ def test_load_weights_fills_a_model_of_the_same_architecture(tmp_path):
     load_weights(fresh, path)
     assert all(torch.equal(a, b) for a, b in
                zip(fresh.state_dict().values(), trained.model.state_dict().values()))
+
+
+def test_checkpoints_and_architecture_files_are_written_alike(tmp_path):
+    """One atomic writer: a checkpoint gets the permissions of any file the user saves, and a
+    folder that cannot be created is one sentence naming --checkpoint."""
+    from resnet_gui.spec.serialize import save_file
+
+    path = tmp_path / "run.pt"
+    Trainer(TINY, recipe(epochs=1), data=tiny_data(), checkpoint_path=path).run()
+    save_file(TINY, tmp_path / "tiny.json")
+    assert (path.stat().st_mode & 0o777) == ((tmp_path / "tiny.json").stat().st_mode & 0o777)
+    blocker = tmp_path / "file"
+    blocker.write_text("not a folder")
+    with pytest.raises(CheckpointError, match="choose another folder with --checkpoint"):
+        write_checkpoint_bytes(blocker / "run.pt", b"data")
+
+
+def test_a_configured_trainer_builds_its_network_once(monkeypatch):
+    from resnet_gui.engine import trainer as trainer_module
+
+    builds = []
+    real = trainer_module.build_model
+    monkeypatch.setattr(trainer_module, "build_model",
+                        lambda arch: builds.append(arch) or real(arch))
+    trainer = Trainer(TINY, recipe(epochs=1), data=tiny_data())
+    assert builds == []  # configuring allocates nothing
+    trainer.run()
+    assert len(builds) == 1 and trainer.model.fc.out_features == 3

@@ -249,3 +249,14 @@ def test_delete_removes_a_run_after_asking(qtbot, window, store, monkeypatch):
     assert [s.run_id for s in store.list()] == [keep.run_id]
     assert p.run_list.run_ids() == [keep.run_id]
     assert p.plots.overlay_ids == []
+
+
+def test_a_network_too_large_to_build_is_a_message_in_the_view(qtbot, window, monkeypatch):
+    from resnet_gui.engine import memory
+
+    monkeypatch.setattr(memory, "physical_memory_bytes", lambda: 4096)
+    inspect, view = open_inspect(qtbot, window)
+    view.select_layer("layer1.0.conv1")
+    qtbot.waitUntil(lambda: "more than the 4.0 KiB of this computer's memory"
+                    in view.status_label.text())
+    assert view.probe is None or view.probe.layer != "layer1.0.conv1"

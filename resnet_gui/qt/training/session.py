@@ -28,6 +28,7 @@ from resnet_gui.qt.training.worker import (
     ProbeView,
     TrainingController,
     TrainingJob,
+    default_data_loader,
     prepare_probe,
 )
 from resnet_gui.spec.model import Architecture
@@ -185,7 +186,7 @@ class TrainingSession(QObject):
         key = self._key(recipe)
         if key == self._data_key or self.active or (self._loader and self._loader.is_alive()):
             return
-        loader = self.data_loader or _default_data_loader
+        loader = self.data_loader or default_data_loader
 
         def load() -> None:
             try:
@@ -275,27 +276,23 @@ class TrainingSession(QObject):
         if trained is not None and self._trained_model_arch == arch:
             return trained, f"after training ({self.epochs_done} epochs)"
         if self._idle_model is None or self._idle_model_arch != arch:
+            from resnet_gui.engine.analysis import analyse
+            from resnet_gui.engine.memory import bytes_to_run, require_memory
             from resnet_gui.engine.model import build_model
 
+            # An input too small, or a network too large to build, is a sentence in the view.
+            analysis = analyse(arch)
+            require_memory(bytes_to_run(analysis), "show its feature maps", analysis)
             self._idle_model = build_model(arch).eval()
             self._idle_model_arch = arch
         return self._idle_model, "untrained network"
 
     def _probe_now(self, layer: str, image_index: int) -> tuple[ProbeView, str]:
-        import torch
-
-        from resnet_gui.engine.inspect import feature_maps
+        from resnet_gui.engine.inspect import probe_image
 
         model, source = self._probe_model()
         batch = self._network_input(image_index, model)
-        was_training = model.training
-        model.eval()
-        try:
-            maps = feature_maps(model, batch, layer)[0]
-            with torch.no_grad():
-                predicted = int(model(batch).argmax(1)[0])
-        finally:
-            model.train(was_training)
+        maps, predicted = probe_image(model, batch, layer)
         image = batch[0].float().cpu().numpy()
         label = int(self.images.labels[image_index])
         return prepare_probe(layer, image_index, image, maps, label, predicted), source
@@ -384,8 +381,3 @@ class TrainingSession(QObject):
     def _on_architecture_changed(self) -> None:
         self.architecture_changed.emit()
 
-
-def _default_data_loader(recipe: Recipe) -> Any:
-    from resnet_gui.engine.data import load_data
-
-    return load_data(recipe)

@@ -212,7 +212,8 @@ def _default_trainer_factory(**kwargs: Any) -> Any:
     return Trainer(**kwargs)
 
 
-def _default_data_loader(recipe: Recipe) -> Any:
+def default_data_loader(recipe: Recipe) -> Any:
+    """The engine's loader, imported on first use: torch loads when data is first needed."""
     from resnet_gui.engine.data import load_data
 
     return load_data(recipe)
@@ -259,7 +260,7 @@ class TrainingWorker(QObject):
         job = self.job
         data = job.data
         if data is None:
-            data = (job.data_loader or _default_data_loader)(job.recipe)
+            data = (job.data_loader or default_data_loader)(job.recipe)
         self.data_ready.emit(data)
         from resnet_gui.engine.trainer import fit_architecture
 
