@@ -9,6 +9,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import signal
 import sys
 import threading
@@ -289,14 +290,21 @@ class _StopOnInterrupt:
             signal.signal(signal.SIGINT, self.previous)
 
 
+def check_threads(threads: int | None) -> None:
+    """Between 1 and the machine's cores: far more threads than cores crash OpenMP."""
+    cores = os.cpu_count() or 1
+    if threads is not None and not 1 <= threads <= cores:
+        raise UserError(f"--threads must be between 1 and {cores} (the CPU cores of this "
+                        f"machine), got {threads}; leave it out to use one per core")
+
+
 def run_train(args: argparse.Namespace) -> int:
+    check_threads(args.threads)
     from resnet_gui.engine.checkpoint import checkpoint_architecture, load_checkpoint
     from resnet_gui.engine.data import load_data
     from resnet_gui.engine.trainer import Trainer, fit_architecture
 
     if args.threads is not None:  # after the engine's import, which sets OpenMP's defaults
-        if args.threads < 1:
-            raise UserError(f"--threads must be at least 1, got {args.threads}")
         import torch
 
         torch.set_num_threads(args.threads)

@@ -1,0 +1,38 @@
+"""`resnet-gui train` refuses bad options before training: exit code, one line on stderr,
+no traceback, nothing written."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from resnet_gui.cli import main
+from tests.engine.test_data import write_fashion_mnist
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    write_fashion_mnist(root / "FashionMNIST" / "raw", train=64, test=20)
+    return root
+
+
+def one_error_line(capsys) -> str:
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err
+    assert len(lines) == 1, err
+    assert lines[0].startswith("resnet-gui: error: ")
+    return lines[0]
+
+
+def train(*args) -> int:
+    return main(["train", *map(str, args), "--no-progress"])
+
+
+@pytest.mark.parametrize("threads", ["0", "-3", "100000", str((os.cpu_count() or 1) + 1)])
+def test_a_thread_count_outside_the_cores_is_refused(threads, data_dir, capsys):
+    assert train("fmnist-fast", "--data-dir", data_dir, "--threads", threads) == 1
+    line = one_error_line(capsys)
+    assert f"--threads must be between 1 and {os.cpu_count()}" in line and threads in line
