@@ -36,3 +36,23 @@ def test_a_thread_count_outside_the_cores_is_refused(threads, data_dir, capsys):
     assert train("fmnist-fast", "--data-dir", data_dir, "--threads", threads) == 1
     line = one_error_line(capsys)
     assert f"--threads must be between 1 and {os.cpu_count()}" in line and threads in line
+
+
+@pytest.mark.parametrize("option, value, field", [
+    ("--lr", "inf", "lr"), ("--lr", "nan", "lr"), ("--lr", "-inf", "lr"),
+    ("--weight-decay", "inf", "weight_decay"), ("--momentum", "nan", "momentum"),
+    ("--warmup-epochs", "inf", "warmup_epochs"), ("--grad-clip", "inf", "grad_clip"),
+    ("--label-smoothing", "nan", "label_smoothing"),
+])
+def test_a_float_that_is_not_finite_is_refused_naming_the_setting(option, value, field,
+                                                                  data_dir, capsys):
+    assert train("fmnist-fast", "--data-dir", data_dir, f"{option}={value}") == 1
+    line = one_error_line(capsys)
+    assert f"training setting '{field}'" in line and "finite" in line
+
+
+@pytest.mark.parametrize("seed", [str(2**63), str(2**64 + 5), "-1"])
+def test_a_seed_outside_0_to_2_63_is_refused(seed, data_dir, capsys):
+    assert train("fmnist-fast", "--data-dir", data_dir, f"--seed={seed}") == 1
+    line = one_error_line(capsys)
+    assert "training setting 'seed'" in line and str(2**63 - 1) in line

@@ -7,6 +7,7 @@ checkpoint and a saved run store it so that a run can be resumed or reopened.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
@@ -18,6 +19,7 @@ SCHEDULES = ("constant", "step", "cosine", "onecycle")
 INITS = ("kaiming", "xavier")
 DEVICES = ("auto", "cpu", "cuda", "mps")  # "cuda:1" is accepted too
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+MAX_SEED = 2**63 - 1  # torch's generators take a signed 64-bit seed
 
 
 @dataclass(frozen=True)
@@ -136,8 +138,10 @@ def validate_recipe(recipe: Recipe) -> Recipe:
             fail(name, f"must be a whole number >= 1, got {value!r}")
 
     def number(name: str, value: Any, low: float, high: float | None = None) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             fail(name, f"must be a number, got {value!r}")
+        if not math.isfinite(value):
+            fail(name, f"must be a finite number, got {value!r}")
         if value < low or (high is not None and value > high):
             fail(name, f"must be between {low} and {high}, got {value}" if high is not None
                  else f"must be >= {low}, got {value}")
@@ -180,6 +184,7 @@ def validate_recipe(recipe: Recipe) -> Recipe:
     positive_int("max_steps", recipe.max_steps, allow_none=True)
     positive_int("limit_train", recipe.limit_train, allow_none=True)
     positive_int("limit_test", recipe.limit_test, allow_none=True)
-    if isinstance(recipe.seed, bool) or not isinstance(recipe.seed, int) or recipe.seed < 0:
-        fail("seed", f"must be a whole number >= 0, got {recipe.seed!r}")
+    if (isinstance(recipe.seed, bool) or not isinstance(recipe.seed, int)
+            or not 0 <= recipe.seed <= MAX_SEED):
+        fail("seed", f"must be a whole number from 0 to {MAX_SEED} (2**63-1), got {recipe.seed!r}")
     return recipe
