@@ -19,12 +19,13 @@ def data_dir(tmp_path_factory):
 
 
 def one_error_line(capsys) -> str:
+    """The one error line, last on stderr (after at most a "loading" note)."""
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert "Traceback" not in err
-    assert len(lines) == 1, err
-    assert lines[0].startswith("resnet-gui: error: ")
-    return lines[0]
+    assert all(line.startswith("resnet-gui: loading ") for line in lines[:-1]), err
+    assert lines[-1].startswith("resnet-gui: error: "), err
+    return lines[-1]
 
 
 def train(*args) -> int:
@@ -56,3 +57,18 @@ def test_a_seed_outside_0_to_2_63_is_refused(seed, data_dir, capsys):
     assert train("fmnist-fast", "--data-dir", data_dir, f"--seed={seed}") == 1
     line = one_error_line(capsys)
     assert "training setting 'seed'" in line and str(2**63 - 1) in line
+
+
+@pytest.mark.parametrize("dataset", ["fashion-mnist", "cifar10"])
+def test_a_data_dir_that_does_not_exist_is_named_and_not_created(dataset, tmp_path, capsys):
+    missing = tmp_path / "typo" / "data"
+    assert train("fmnist-fast", "--dataset", dataset, "--data-dir", missing) == 1
+    line = one_error_line(capsys)
+    assert f"the data folder {missing} (--data-dir) does not exist" in line
+    assert not (tmp_path / "typo").exists()
+
+
+def test_a_data_dir_that_is_a_file_is_refused(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    assert train("fmnist-fast", "--data-dir", tmp_path / "file") == 1
+    assert "is a file, not a folder" in one_error_line(capsys)

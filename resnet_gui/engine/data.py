@@ -65,6 +65,17 @@ def default_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     return user_data_dir() / "data"
 
 
+def data_root(recipe: Recipe) -> Path:
+    """The folder the recipe's dataset is looked for (and downloaded) in. A folder the user
+    named (``--data-dir``) must exist: a typo is never silently created and filled."""
+    root = default_data_dir(recipe.data_dir)
+    if recipe.data_dir and not root.is_dir():
+        problem = "is a file, not a folder" if root.exists() else "does not exist"
+        raise DataError(f"the data folder {root} (--data-dir) {problem}; create it or give "
+                        "an existing folder")
+    return root
+
+
 def data_dir_is_configured(recipe: Recipe) -> bool:
     return bool(recipe.data_dir) or bool(os.environ.get(DATA_ENV))
 
@@ -324,7 +335,7 @@ def load_sample() -> DataBundle:
 
 
 def _load_idx_dataset(spec: IdxDataset, recipe: Recipe, download: bool) -> DataBundle:
-    root = default_data_dir(recipe.data_dir)
+    root = data_root(recipe)
     files = _find_idx_files(spec, root)
     reason = "downloads are switched off"
     if files is None and download:
@@ -355,7 +366,7 @@ CIFAR_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "
 def _load_cifar10(recipe: Recipe, download: bool) -> DataBundle:
     import torchvision.datasets
 
-    root = default_data_dir(recipe.data_dir)
+    root = data_root(recipe)
     folder = root / "cifar-10-batches-py"
     present = all((folder / name).is_file() for name in CIFAR_FILES)
     reason = "downloads are switched off"
