@@ -3,6 +3,7 @@ no traceback, nothing written."""
 
 from __future__ import annotations
 
+import json
 import os
 
 import pytest
@@ -72,3 +73,30 @@ def test_a_data_dir_that_is_a_file_is_refused(tmp_path, capsys):
     (tmp_path / "file").write_text("")
     assert train("fmnist-fast", "--data-dir", tmp_path / "file") == 1
     assert "is a file, not a folder" in one_error_line(capsys)
+
+
+def strict_json(line: str):
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+def test_a_run_too_short_to_time_says_so_and_logs_null(tmp_path, data_dir, capsys):
+    log = tmp_path / "run.jsonl"
+    assert train("fmnist-fast", "--data-dir", data_dir, "--batch-size", "32", "--epochs", "1",
+                 "--max-steps", "2", "--log", log) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "nan" not in err.lower()
+    assert "examples/s not measured" in err.strip().splitlines()[-1]
+    records = [strict_json(line) for line in log.read_text().splitlines()]
+    assert records[-1]["event"] == "end" and records[-1]["examples_per_sec"] is None
+
+
+def test_an_epoch_too_short_to_time_says_so(tmp_path, data_dir, capsys):
+    # 64 images in batches of 32: each epoch has 2 steps, all of them warm-up.
+    assert train("fmnist-fast", "--data-dir", data_dir, "--batch-size", "32", "--epochs", "1",
+                 "--limit-test", "10") == 0
+    err = capsys.readouterr().err
+    epoch_line = next(line for line in err.splitlines() if line.startswith("epoch 1/1"))
+    assert "examples/s not measured" in epoch_line and "nan" not in err.lower()

@@ -169,8 +169,8 @@ class JsonLog:
                             "path for --log") from None
 
     def write(self, record: dict[str, Any]) -> None:
-        self.handle.write(json.dumps({key: _finite(value) for key, value in record.items()})
-                          + "\n")
+        finite = {key: _finite(value) for key, value in record.items()}
+        self.handle.write(json.dumps(finite, allow_nan=False) + "\n")
         self.handle.flush()
 
     def on_train_start(self, event) -> None: ...
@@ -247,7 +247,7 @@ class ProgressBar:
         self._write(f"epoch {event.epoch + 1}/{self.epochs}: train loss {event.train_loss:.4f} "
                     f"acc {event.train_accuracy:.4f}, test loss {event.test_loss:.4f} "
                     f"acc {event.test_accuracy:.4f}, {event.seconds:.1f} s, "
-                    f"{event.examples_per_sec:,.0f} examples/s")
+                    f"{_speed(event.examples_per_sec)}")
 
     def on_train_end(self, event) -> None:
         self.close()
@@ -341,7 +341,7 @@ def run_train(args: argparse.Namespace) -> int:
             log.close()
     summary = (f"resnet-gui: {end.reason}: {end.epoch} epochs, {end.step} steps, "
                f"test accuracy {_percent(end.test_accuracy)}, "
-               f"{end.examples_per_sec:,.0f} examples/s, {end.seconds:.1f} s")
+               f"{_speed(end.examples_per_sec)}, {end.seconds:.1f} s")
     if end.checkpoint:
         summary += f"; checkpoint {end.checkpoint}"
     print(summary, file=sys.stderr)
@@ -350,3 +350,9 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _percent(value: float) -> str:
     return f"{100 * value:.2f} %" if math.isfinite(value) else "not measured"
+
+
+def _speed(value: float) -> str:
+    """Throughput, or why there is none: the first steps (warm-up) are not timed."""
+    return (f"{value:,.0f} examples/s" if math.isfinite(value)
+            else "examples/s not measured (too few steps)")
