@@ -100,3 +100,46 @@ def test_an_epoch_too_short_to_time_says_so(tmp_path, data_dir, capsys):
     err = capsys.readouterr().err
     epoch_line = next(line for line in err.splitlines() if line.startswith("epoch 1/1"))
     assert "examples/s not measured" in epoch_line and "nan" not in err.lower()
+
+
+def test_a_checkpoint_path_that_is_a_folder_is_refused(tmp_path, data_dir, capsys):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    assert train("fmnist-fast", "--data-dir", data_dir, "--checkpoint", runs) == 1
+    line = one_error_line(capsys)
+    assert line == (f"resnet-gui: error: --checkpoint {runs} is a folder; give a file path "
+                    f"such as {runs / 'model.pt'}")
+    assert list(runs.iterdir()) == []
+    assert train("fmnist-fast", "--data-dir", data_dir, "--checkpoint", f"{tmp_path}/new/") == 1
+    assert "--checkpoint" in one_error_line(capsys) and not (tmp_path / "new").exists()
+
+
+def test_a_log_path_that_is_a_folder_is_refused(tmp_path, data_dir, capsys):
+    assert train("fmnist-fast", "--data-dir", data_dir, "--log", tmp_path) == 1
+    assert f"--log {tmp_path} is a folder" in one_error_line(capsys)
+
+
+def test_resume_from_a_folder_or_a_missing_file_is_one_sentence(tmp_path, capsys):
+    assert train("--resume", tmp_path) == 1
+    assert one_error_line(capsys) == (
+        f"resnet-gui: error: --resume {tmp_path} is a folder; give a checkpoint written by "
+        f"resnet-gui train --checkpoint in it, such as {tmp_path / 'model.pt'}")
+    assert train("--resume", tmp_path / "missing.pt") == 1
+    assert one_error_line(capsys) == (
+        f"resnet-gui: error: --resume {tmp_path / 'missing.pt'} does not exist; give the path "
+        "of a checkpoint written by resnet-gui train --checkpoint")
+
+
+def test_resume_without_checkpoint_keeps_saving_to_the_resumed_file(tmp_path, data_dir,
+                                                                     capsys):
+    from resnet_gui.engine.checkpoint import load_checkpoint
+
+    checkpoint = tmp_path / "run.pt"
+    assert train("fmnist-fast", "--data-dir", data_dir, "--batch-size", "32", "--epochs", "2",
+                 "--limit-test", "10", "--max-steps", "1", "--checkpoint", checkpoint) == 0
+    assert load_checkpoint(checkpoint)["step"] == 1
+    capsys.readouterr()
+    assert train("--resume", checkpoint, "--data-dir", data_dir) == 0
+    assert load_checkpoint(checkpoint)["step"] == 4  # 2 epochs of 2 steps
+    assert capsys.readouterr().err.strip().endswith(f"checkpoint {checkpoint}")
+    assert {p.name for p in tmp_path.iterdir()} == {"run.pt", "run.prev.pt"}

@@ -16,6 +16,7 @@ import threading
 from pathlib import Path
 from typing import Any, TextIO
 
+from resnet_gui.commands.paths import file_to_read, file_to_write
 from resnet_gui.errors import UserError
 from resnet_gui.spec.recipe import (
     DATASETS,
@@ -102,8 +103,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                          "spans --epochs)")
     output = parser.add_argument_group("output")
     output.add_argument("--checkpoint", metavar="PATH",
-                        help="save a checkpoint here at each epoch end and on stop")
-    output.add_argument("--resume", metavar="PATH", help="continue the run of this checkpoint")
+                        help="save a checkpoint here at each epoch end and on stop (default "
+                        "with --resume: the resumed checkpoint, so the run keeps saving where "
+                        "it came from)")
+    output.add_argument("--resume", metavar="PATH",
+                        help="continue the run of this checkpoint, saving back to it unless "
+                        "--checkpoint names another file")
     output.add_argument("--log", metavar="FILE.jsonl", help="write events as JSON lines")
     output.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_train)
@@ -298,8 +303,19 @@ def check_threads(threads: int | None) -> None:
                         f"machine), got {threads}; leave it out to use one per core")
 
 
+def check_paths(args: argparse.Namespace) -> None:
+    if args.checkpoint:
+        file_to_write("--checkpoint", args.checkpoint, "model.pt")
+    if args.log:
+        file_to_write("--log", args.log, "run.jsonl")
+    if args.resume:
+        file_to_read("--resume", args.resume, "model.pt",
+                     "a checkpoint written by resnet-gui train --checkpoint")
+
+
 def run_train(args: argparse.Namespace) -> int:
     check_threads(args.threads)
+    check_paths(args)
     from resnet_gui.engine.checkpoint import checkpoint_architecture, load_checkpoint
     from resnet_gui.engine.data import load_data
     from resnet_gui.engine.trainer import Trainer, fit_architecture
@@ -330,8 +346,9 @@ def run_train(args: argparse.Namespace) -> int:
     log = JsonLog(args.log, append=checkpoint is not None) if args.log else None
     if log is not None:
         callbacks.append(log)
-    trainer = Trainer(arch, recipe, callbacks=callbacks, checkpoint_path=args.checkpoint,
-                      resume_from=args.resume, data=data)
+    trainer = Trainer(arch, recipe, callbacks=callbacks,
+                      checkpoint_path=args.checkpoint or args.resume, resume_from=args.resume,
+                      data=data)
     try:
         with _StopOnInterrupt(trainer) as interrupt:
             end = trainer.run()
