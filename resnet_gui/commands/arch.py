@@ -12,10 +12,11 @@ import json
 import os
 import sys
 
-from resnet_gui.errors import ArchitectureError
+from resnet_gui.commands.paths import file_to_write
+from resnet_gui.errors import ArchitectureError, UserError
 from resnet_gui.spec.model import Architecture, validate
 from resnet_gui.spec.presets import PRESETS, build_preset
-from resnet_gui.spec.serialize import load_file
+from resnet_gui.spec.serialize import dumps, load_file
 
 ARCH_HELP = "a preset name (see 'resnet-gui presets') or an architecture JSON file"
 EXPORT_FORMATS = ("json", "py", "onnx", "pt2")
@@ -50,7 +51,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("arch", metavar="ARCH", help=ARCH_HELP)
     export.add_argument("--format", required=True, choices=EXPORT_FORMATS, dest="fmt",
                         help="what to write (onnx needs the onnx and onnxscript packages)")
-    export.add_argument("--out", required=True, metavar="FILE", help="file to write")
+    export.add_argument("--out", required=True, metavar="FILE",
+                        help="file to write; - prints json or py on standard output")
     _add_shape_options(export)
     export.set_defaults(func=run_export)
 
@@ -211,8 +213,18 @@ def run_summary(args: argparse.Namespace) -> int:
 # -- export -------------------------------------------------------------------------------
 
 
+STDOUT_FORMATS = ("json", "py")
+
+
 def run_export(args: argparse.Namespace) -> int:
     arch = _architecture_from_args(args)  # before importing torch: bad input fails fast
+    example = f"{arch.name}.{args.fmt}"
+    if args.out == "-":
+        if args.fmt not in STDOUT_FORMATS:
+            raise UserError(f"--out - (standard output) takes only the text formats json and "
+                            f"py; give a file name for {args.fmt}, such as {example}")
+        return _export_to_stdout(arch, args.fmt)
+    file_to_write("--out", args.out, example)
     from resnet_gui.engine.export import export
 
     if args.fmt in ("onnx", "pt2"):
@@ -221,4 +233,15 @@ def run_export(args: argparse.Namespace) -> int:
         analyse(arch)  # a too-small input fails here with the layer's name, not in a tracer
     path = export(arch, args.fmt, args.out)
     print(f"wrote {path} ({args.fmt})")
+    return 0
+
+
+def _export_to_stdout(arch: Architecture, fmt: str) -> int:
+    if fmt == "json":
+        text = dumps(arch)
+    else:
+        from resnet_gui.engine.export import to_python_source
+
+        text = to_python_source(arch)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0
