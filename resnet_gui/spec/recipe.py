@@ -12,8 +12,9 @@ from dataclasses import dataclass
 from typing import Any
 
 from resnet_gui.errors import UserError
+from resnet_gui.spec.datasets import DATASET_KEYS, FOLDER_PREFIX
 
-DATASETS = ("fashion-mnist", "mnist", "cifar10")  # plus "folder:PATH"
+DATASETS = DATASET_KEYS  # plus "folder:PATH"
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
 INITS = ("kaiming", "xavier")
@@ -147,10 +148,10 @@ def validate_recipe(recipe: Recipe) -> Recipe:
                  else f"must be >= {low}, got {value}")
 
     if not isinstance(recipe.dataset, str) or not (
-        recipe.dataset in DATASETS or recipe.dataset.startswith("folder:")
+        recipe.dataset in DATASETS or recipe.dataset.startswith(FOLDER_PREFIX)
     ):
         fail("dataset", f"unknown dataset {recipe.dataset!r}; use one of "
-             f"{', '.join(DATASETS)} or folder:PATH")
+             f"{', '.join(DATASETS)} or {FOLDER_PREFIX}PATH")
     positive_int("epochs", recipe.epochs)
     positive_int("batch_size", recipe.batch_size)
     number("lr", recipe.lr, 0.0)
