@@ -143,3 +143,26 @@ def test_resume_without_checkpoint_keeps_saving_to_the_resumed_file(tmp_path, da
     assert load_checkpoint(checkpoint)["step"] == 4  # 2 epochs of 2 steps
     assert capsys.readouterr().err.strip().endswith(f"checkpoint {checkpoint}")
     assert {p.name for p in tmp_path.iterdir()} == {"run.pt", "run.prev.pt"}
+
+
+@pytest.mark.parametrize("padding, side, dataset", [
+    ("1000", 28, "fashion-mnist"), ("28", 28, "mnist"), ("32", 32, "cifar10"),
+])
+def test_a_crop_padding_as_large_as_the_image_is_refused(padding, side, dataset, data_dir,
+                                                        capsys):
+    assert train("fmnist-fast", "--dataset", dataset, "--data-dir", data_dir,
+                 "--crop-padding", padding) == 1
+    line = one_error_line(capsys)
+    assert line.startswith("resnet-gui: error: training setting 'crop_padding': must be smaller "
+                           f"than the {side}-pixel side of the images, got {padding}")
+
+
+def test_a_crop_padding_as_large_as_a_folders_images_is_refused(tmp_path, capsys):
+    from PIL import Image
+
+    for name in ("cats", "dogs"):
+        (tmp_path / name).mkdir()
+        for index in range(3):
+            Image.new("L", (9, 7), 10 * index).save(tmp_path / name / f"{index}.png")
+    assert train("fmnist-fast", "--dataset", f"folder:{tmp_path}", "--crop-padding", "7") == 1
+    assert "7-pixel side of the images, got 7" in one_error_line(capsys)

@@ -32,7 +32,7 @@ import torch.nn.functional as F
 from resnet_gui.errors import DataError
 from resnet_gui.resources import resource_path
 from resnet_gui.spec import datasets as spec_datasets
-from resnet_gui.spec.recipe import Recipe
+from resnet_gui.spec.recipe import Recipe, check_crop_padding, crop_padding_for
 
 DATA_ENV = "RESNET_GUI_DATA"
 SAMPLE_FILE = "fashion-mnist-sample.npz"
@@ -561,15 +561,11 @@ def load_data(recipe: Recipe, download: bool = True) -> DataBundle:
     else:
         raise DataError(f"unknown dataset {dataset!r}; use one of "
                         f"{', '.join(spec_datasets.DATASET_KEYS)} or {FOLDER_PREFIX}PATH")
+    check_crop_padding(recipe, min(bundle.image_size))  # a folder's side is known only now
     return limit_bundle(bundle, recipe.limit_train, recipe.limit_test, recipe.seed)
 
 
 # -- batches -----------------------------------------------------------------------------------
-
-
-def crop_padding_for(size: int) -> int:
-    """Padding of the random crop: an eighth of the side (4 px at 28-32 px), at least 1."""
-    return max(1, round(size / 8))
 
 
 @dataclass

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from resnet_gui.errors import UserError
-from resnet_gui.spec.datasets import DATASET_KEYS, FOLDER_PREFIX
+from resnet_gui.spec.datasets import DATASET_KEYS, FOLDER_PREFIX, dataset_for
 
 DATASETS = DATASET_KEYS  # plus "folder:PATH"
 OPTIMIZERS = ("sgd", "adamw")
@@ -182,6 +182,9 @@ def validate_recipe(recipe: Recipe) -> Recipe:
         or recipe.crop_padding < 0
     ):
         fail("crop_padding", f"must be a whole number >= 0, got {recipe.crop_padding!r}")
+    builtin = dataset_for(recipe.dataset)
+    if builtin is not None:
+        check_crop_padding(recipe, builtin.image_size)
     positive_int("max_steps", recipe.max_steps, allow_none=True)
     positive_int("limit_train", recipe.limit_train, allow_none=True)
     positive_int("limit_test", recipe.limit_test, allow_none=True)
@@ -189,3 +192,17 @@ def validate_recipe(recipe: Recipe) -> Recipe:
             or not 0 <= recipe.seed <= MAX_SEED):
         fail("seed", f"must be a whole number from 0 to {MAX_SEED} (2**63-1), got {recipe.seed!r}")
     return recipe
+
+
+def check_crop_padding(recipe: Recipe, side: int) -> None:
+    """The random crop's padding must be smaller than the images' side (``side`` pixels, as
+    stored: the crop comes before any resize); a larger one crops mostly padding."""
+    if recipe.crop_padding is not None and recipe.crop_padding >= side:
+        raise UserError(f"training setting 'crop_padding': must be smaller than the {side}-pixel "
+                        f"side of the images, got {recipe.crop_padding}; "
+                        f"{crop_padding_for(side)} (an eighth of the side) is usual")
+
+
+def crop_padding_for(size: int) -> int:
+    """Padding of the random crop: an eighth of the side (4 px at 28-32 px), at least 1."""
+    return max(1, round(size / 8))

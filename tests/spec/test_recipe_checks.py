@@ -30,3 +30,11 @@ def test_seed_bounds():
     for seed in (MAX_SEED + 1, -1):
         with pytest.raises(UserError, match="training setting 'seed'"):
             validate_recipe(Recipe(seed=seed))
+
+
+def test_crop_padding_must_be_smaller_than_the_stored_images():
+    assert validate_recipe(Recipe(dataset="cifar10", crop_padding=31)).crop_padding == 31
+    # The crop comes before the resize: the stored side bounds it, not the resized one.
+    with pytest.raises(UserError, match="smaller than the 28-pixel side .* 4 \\(an eighth"):
+        validate_recipe(Recipe(crop_padding=28, resize=96))
+    assert validate_recipe(Recipe(dataset="folder:/x", crop_padding=500)).crop_padding == 500
