@@ -9,14 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
 from resnet_gui.commands.paths import file_to_write
 from resnet_gui.errors import ArchitectureError, UserError
-from resnet_gui.spec.model import Architecture, validate
-from resnet_gui.spec.presets import PRESETS, build_preset
-from resnet_gui.spec.serialize import dumps, load_file
+from resnet_gui.spec import resolve as spec_resolve
+from resnet_gui.spec.model import Architecture
+from resnet_gui.spec.presets import PRESETS
+from resnet_gui.spec.serialize import dumps
 
 ARCH_HELP = "a preset name (see 'resnet-gui presets') or an architecture JSON file"
 EXPORT_FORMATS = ("json", "py", "onnx", "pt2")
@@ -92,24 +92,13 @@ def parse_classes(text: str) -> int:
     return classes
 
 
-def _looks_like_file(arch: str) -> bool:
-    return os.path.exists(arch) or arch.lower().endswith(".json") or os.sep in arch or "/" in arch
-
-
 def resolve_architecture(
     arch: str, input_shape: tuple[int, int, int] | None = None, classes: int | None = None
 ) -> Architecture:
     """The architecture ARCH names, with the input shape and classes applied."""
-    if _looks_like_file(arch):
-        result = load_file(arch)
-        changes: dict = {}
-        if input_shape is not None:
-            changes.update(in_channels=input_shape[0], input_size=tuple(input_shape[1:]))
-        if classes is not None:
-            changes.update(num_classes=classes)
-        return validate(result.replace(**changes)) if changes else result
     channels, size = (None, None) if input_shape is None else (input_shape[0], input_shape[1:])
-    return build_preset(arch, in_channels=channels, num_classes=classes, input_size=size)
+    return spec_resolve.resolve_architecture(arch, in_channels=channels, num_classes=classes,
+                                             input_size=size)
 
 
 def _architecture_from_args(args: argparse.Namespace) -> Architecture:

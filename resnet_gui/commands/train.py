@@ -13,11 +13,11 @@ import os
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Any, TextIO
 
 from resnet_gui.commands.paths import file_to_read, file_to_write
 from resnet_gui.errors import UserError
+from resnet_gui.spec.resolve import resolve_architecture
 from resnet_gui.spec.recipe import (
     DATASETS,
     DEVICES,
@@ -142,19 +142,6 @@ def build_recipe(args: argparse.Namespace, base: Recipe, resuming: bool) -> Reci
     except TypeError as error:  # pragma: no cover - argparse types prevent this
         raise UserError(str(error)) from None
     return validate_recipe(recipe)
-
-
-def resolve_architecture(text: str):
-    """A preset name or an architecture JSON file."""
-    from resnet_gui.spec.presets import PRESETS, build_preset
-    from resnet_gui.spec.serialize import load_file
-
-    if text in PRESETS:
-        return build_preset(text)
-    path = Path(text)
-    if path.suffix.lower() == ".json" or path.exists():
-        return load_file(path)
-    return build_preset(text)  # raises with the closest preset name
 
 
 def _finite(value: Any) -> Any:
