@@ -18,6 +18,7 @@ from typing import Any, TextIO
 from resnet_gui.commands.paths import file_to_read, file_to_write
 from resnet_gui.errors import UserError
 from resnet_gui.spec.resolve import resolve_architecture
+from resnet_gui.spec.numbers import json_value
 from resnet_gui.spec.recipe import (
     DATASETS,
     DEVICES,
@@ -144,12 +145,6 @@ def build_recipe(args: argparse.Namespace, base: Recipe, resuming: bool) -> Reci
     return validate_recipe(recipe)
 
 
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 class JsonLog:
     """Trainer callback writing one JSON object per line, flushed as it goes."""
 
@@ -161,7 +156,7 @@ class JsonLog:
                             "path for --log") from None
 
     def write(self, record: dict[str, Any]) -> None:
-        finite = {key: _finite(value) for key, value in record.items()}
+        finite = {key: json_value(value) for key, value in record.items()}
         self.handle.write(json.dumps(finite, allow_nan=False) + "\n")
         self.handle.flush()
 
