@@ -87,3 +87,19 @@ def test_presets_follow_the_dataset_and_overrides_apply_to_files_too(files):
     assert (arch.in_channels, arch.num_classes, path.name) == (3, 10, "tiny.json")
     arch = resolve_architecture("tiny.json", in_channels=1, num_classes=4, input_size=(28, 28))
     assert (arch.in_channels, arch.num_classes, arch.input_size) == (1, 4, (28, 28))
+
+
+def test_a_bad_arch_for_the_window_is_one_line_even_without_a_display(tmp_path):
+    import os
+    import subprocess
+    import sys
+
+    from tests.conftest import REPO
+
+    env = {key: value for key, value in os.environ.items()
+           if key not in ("QT_QPA_PLATFORM", "DISPLAY", "WAYLAND_DISPLAY")}
+    done = subprocess.run([sys.executable, "-m", "resnet_gui", "resnet5O"], cwd=REPO, env=env,
+                          capture_output=True, text=True, timeout=120)
+    assert done.returncode == 2, done.stderr
+    assert done.stderr.strip() == ("resnet-gui: error: unknown preset 'resnet5O'; did you mean "
+                                   "'resnet50'?")
