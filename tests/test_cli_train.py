@@ -95,7 +95,8 @@ def test_ctrl_c_stops_after_saving(tmp_path, data_dir):
 
 
 def test_a_folder_without_the_data_is_one_line_and_exit_1(tmp_path, capsys):
-    code = main(["train", "resnet20", "--data-dir", str(tmp_path / "nowhere"), "--no-progress"])
+    (tmp_path / "empty").mkdir()
+    code = main(["train", "resnet20", "--data-dir", str(tmp_path / "empty"), "--no-progress"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1
     assert err[-1].startswith("resnet-gui: error: Fashion-MNIST is not in")

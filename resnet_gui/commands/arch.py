@@ -9,13 +9,14 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import sys
 
-from resnet_gui.errors import ArchitectureError
-from resnet_gui.spec.model import Architecture, validate
-from resnet_gui.spec.presets import PRESETS, build_preset
-from resnet_gui.spec.serialize import load_file
+from resnet_gui.commands.paths import file_to_write
+from resnet_gui.errors import ArchitectureError, UserError
+from resnet_gui.spec import resolve as spec_resolve
+from resnet_gui.spec.model import Architecture
+from resnet_gui.spec.presets import PRESETS
+from resnet_gui.spec.serialize import dumps
 
 ARCH_HELP = "a preset name (see 'resnet-gui presets') or an architecture JSON file"
 EXPORT_FORMATS = ("json", "py", "onnx", "pt2")
@@ -50,7 +51,8 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     export.add_argument("arch", metavar="ARCH", help=ARCH_HELP)
     export.add_argument("--format", required=True, choices=EXPORT_FORMATS, dest="fmt",
                         help="what to write (onnx needs the onnx and onnxscript packages)")
-    export.add_argument("--out", required=True, metavar="FILE", help="file to write")
+    export.add_argument("--out", required=True, metavar="FILE",
+                        help="file to write; - prints json or py on standard output")
     _add_shape_options(export)
     export.set_defaults(func=run_export)
 
@@ -90,24 +92,13 @@ def parse_classes(text: str) -> int:
     return classes
 
 
-def _looks_like_file(arch: str) -> bool:
-    return os.path.exists(arch) or arch.lower().endswith(".json") or os.sep in arch or "/" in arch
-
-
 def resolve_architecture(
     arch: str, input_shape: tuple[int, int, int] | None = None, classes: int | None = None
 ) -> Architecture:
     """The architecture ARCH names, with the input shape and classes applied."""
-    if _looks_like_file(arch):
-        result = load_file(arch)
-        changes: dict = {}
-        if input_shape is not None:
-            changes.update(in_channels=input_shape[0], input_size=tuple(input_shape[1:]))
-        if classes is not None:
-            changes.update(num_classes=classes)
-        return validate(result.replace(**changes)) if changes else result
     channels, size = (None, None) if input_shape is None else (input_shape[0], input_shape[1:])
-    return build_preset(arch, in_channels=channels, num_classes=classes, input_size=size)
+    return spec_resolve.resolve_architecture(arch, in_channels=channels, num_classes=classes,
+                                             input_size=size)
 
 
 def _architecture_from_args(args: argparse.Namespace) -> Architecture:
@@ -211,8 +202,18 @@ def run_summary(args: argparse.Namespace) -> int:
 # -- export -------------------------------------------------------------------------------
 
 
+STDOUT_FORMATS = ("json", "py")
+
+
 def run_export(args: argparse.Namespace) -> int:
     arch = _architecture_from_args(args)  # before importing torch: bad input fails fast
+    example = f"{arch.name}.{args.fmt}"
+    if args.out == "-":
+        if args.fmt not in STDOUT_FORMATS:
+            raise UserError(f"--out - (standard output) takes only the text formats json and "
+                            f"py; give a file name for {args.fmt}, such as {example}")
+        return _export_to_stdout(arch, args.fmt)
+    file_to_write("--out", args.out, example)
     from resnet_gui.engine.export import export
 
     if args.fmt in ("onnx", "pt2"):
@@ -221,4 +222,15 @@ def run_export(args: argparse.Namespace) -> int:
         analyse(arch)  # a too-small input fails here with the layer's name, not in a tracer
     path = export(arch, args.fmt, args.out)
     print(f"wrote {path} ({args.fmt})")
+    return 0
+
+
+def _export_to_stdout(arch: Architecture, fmt: str) -> int:
+    if fmt == "json":
+        text = dumps(arch)
+    else:
+        from resnet_gui.engine.export import to_python_source
+
+        text = to_python_source(arch)
+    sys.stdout.write(text if text.endswith("\n") else text + "\n")
     return 0

@@ -9,13 +9,16 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import signal
 import sys
 import threading
-from pathlib import Path
 from typing import Any, TextIO
 
+from resnet_gui.commands.paths import file_to_read, file_to_write
 from resnet_gui.errors import UserError
+from resnet_gui.spec.resolve import resolve_architecture
+from resnet_gui.spec.numbers import json_value
 from resnet_gui.spec.recipe import (
     DATASETS,
     DEVICES,
@@ -101,8 +104,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                          "spans --epochs)")
     output = parser.add_argument_group("output")
     output.add_argument("--checkpoint", metavar="PATH",
-                        help="save a checkpoint here at each epoch end and on stop")
-    output.add_argument("--resume", metavar="PATH", help="continue the run of this checkpoint")
+                        help="save a checkpoint here at each epoch end and on stop (default "
+                        "with --resume: the resumed checkpoint, so the run keeps saving where "
+                        "it came from)")
+    output.add_argument("--resume", metavar="PATH",
+                        help="continue the run of this checkpoint, saving back to it unless "
+                        "--checkpoint names another file")
     output.add_argument("--log", metavar="FILE.jsonl", help="write events as JSON lines")
     output.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_train)
@@ -138,25 +145,6 @@ def build_recipe(args: argparse.Namespace, base: Recipe, resuming: bool) -> Reci
     return validate_recipe(recipe)
 
 
-def resolve_architecture(text: str):
-    """A preset name or an architecture JSON file."""
-    from resnet_gui.spec.presets import PRESETS, build_preset
-    from resnet_gui.spec.serialize import load_file
-
-    if text in PRESETS:
-        return build_preset(text)
-    path = Path(text)
-    if path.suffix.lower() == ".json" or path.exists():
-        return load_file(path)
-    return build_preset(text)  # raises with the closest preset name
-
-
-def _finite(value: Any) -> Any:
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 class JsonLog:
     """Trainer callback writing one JSON object per line, flushed as it goes."""
 
@@ -168,8 +156,8 @@ class JsonLog:
                             "path for --log") from None
 
     def write(self, record: dict[str, Any]) -> None:
-        self.handle.write(json.dumps({key: _finite(value) for key, value in record.items()})
-                          + "\n")
+        finite = {key: json_value(value) for key, value in record.items()}
+        self.handle.write(json.dumps(finite, allow_nan=False) + "\n")
         self.handle.flush()
 
     def on_train_start(self, event) -> None: ...
@@ -246,7 +234,7 @@ class ProgressBar:
         self._write(f"epoch {event.epoch + 1}/{self.epochs}: train loss {event.train_loss:.4f} "
                     f"acc {event.train_accuracy:.4f}, test loss {event.test_loss:.4f} "
                     f"acc {event.test_accuracy:.4f}, {event.seconds:.1f} s, "
-                    f"{event.examples_per_sec:,.0f} examples/s")
+                    f"{_speed(event.examples_per_sec)}")
 
     def on_train_end(self, event) -> None:
         self.close()
@@ -289,14 +277,32 @@ class _StopOnInterrupt:
             signal.signal(signal.SIGINT, self.previous)
 
 
+def check_threads(threads: int | None) -> None:
+    """Between 1 and the machine's cores: far more threads than cores crash OpenMP."""
+    cores = os.cpu_count() or 1
+    if threads is not None and not 1 <= threads <= cores:
+        raise UserError(f"--threads must be between 1 and {cores} (the CPU cores of this "
+                        f"machine), got {threads}; leave it out to use one per core")
+
+
+def check_paths(args: argparse.Namespace) -> None:
+    if args.checkpoint:
+        file_to_write("--checkpoint", args.checkpoint, "model.pt")
+    if args.log:
+        file_to_write("--log", args.log, "run.jsonl")
+    if args.resume:
+        file_to_read("--resume", args.resume, "model.pt",
+                     "a checkpoint written by resnet-gui train --checkpoint")
+
+
 def run_train(args: argparse.Namespace) -> int:
+    check_threads(args.threads)
+    check_paths(args)
     from resnet_gui.engine.checkpoint import checkpoint_architecture, load_checkpoint
     from resnet_gui.engine.data import load_data
     from resnet_gui.engine.trainer import Trainer, fit_architecture
 
     if args.threads is not None:  # after the engine's import, which sets OpenMP's defaults
-        if args.threads < 1:
-            raise UserError(f"--threads must be at least 1, got {args.threads}")
         import torch
 
         torch.set_num_threads(args.threads)
@@ -322,8 +328,9 @@ def run_train(args: argparse.Namespace) -> int:
     log = JsonLog(args.log, append=checkpoint is not None) if args.log else None
     if log is not None:
         callbacks.append(log)
-    trainer = Trainer(arch, recipe, callbacks=callbacks, checkpoint_path=args.checkpoint,
-                      resume_from=args.resume, data=data)
+    trainer = Trainer(arch, recipe, callbacks=callbacks,
+                      checkpoint_path=args.checkpoint or args.resume, resume_from=args.resume,
+                      data=data)
     try:
         with _StopOnInterrupt(trainer) as interrupt:
             end = trainer.run()
@@ -333,7 +340,7 @@ def run_train(args: argparse.Namespace) -> int:
             log.close()
     summary = (f"resnet-gui: {end.reason}: {end.epoch} epochs, {end.step} steps, "
                f"test accuracy {_percent(end.test_accuracy)}, "
-               f"{end.examples_per_sec:,.0f} examples/s, {end.seconds:.1f} s")
+               f"{_speed(end.examples_per_sec)}, {end.seconds:.1f} s")
     if end.checkpoint:
         summary += f"; checkpoint {end.checkpoint}"
     print(summary, file=sys.stderr)
@@ -342,3 +349,9 @@ def run_train(args: argparse.Namespace) -> int:
 
 def _percent(value: float) -> str:
     return f"{100 * value:.2f} %" if math.isfinite(value) else "not measured"
+
+
+def _speed(value: float) -> str:
+    """Throughput, or why there is none: the first steps (warm-up) are not timed."""
+    return (f"{value:,.0f} examples/s" if math.isfinite(value)
+            else "examples/s not measured (too few steps)")

@@ -31,10 +31,12 @@ import torch.nn.functional as F
 
 from resnet_gui.errors import DataError
 from resnet_gui.resources import resource_path
-from resnet_gui.spec.recipe import Recipe
+from resnet_gui.spec import datasets as spec_datasets
+from resnet_gui.spec.recipe import Recipe, check_crop_padding, crop_padding_for
 
 DATA_ENV = "RESNET_GUI_DATA"
 SAMPLE_FILE = "fashion-mnist-sample.npz"
+FOLDER_PREFIX = spec_datasets.FOLDER_PREFIX
 FOLDER_TEST_FRACTION = 0.2  # of each class, when a folder dataset has no test split
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
                   ".pgm")
@@ -63,6 +65,17 @@ def default_data_dir(data_dir: str | os.PathLike | None = None) -> Path:
     if configured:
         return Path(configured).expanduser()
     return user_data_dir() / "data"
+
+
+def data_root(recipe: Recipe) -> Path:
+    """The folder the recipe's dataset is looked for (and downloaded) in. A folder the user
+    named (``--data-dir``) must exist: a typo is never silently created and filled."""
+    root = default_data_dir(recipe.data_dir)
+    if recipe.data_dir and not root.is_dir():
+        problem = "is a file, not a folder" if root.exists() else "does not exist"
+        raise DataError(f"the data folder {root} (--data-dir) {problem}; create it or give "
+                        "an existing folder")
+    return root
 
 
 def data_dir_is_configured(recipe: Recipe) -> bool:
@@ -178,12 +191,11 @@ def channel_statistics(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[f
 
 @dataclass(frozen=True)
 class IdxDataset:
-    key: str
-    title: str
+    """Where an IDX dataset's files live; what the dataset is comes from the spec's table."""
+
+    info: spec_datasets.Dataset
     folder: str  # torchvision's folder name under the data folder
     torchvision_class: str
-    class_names: tuple[str, ...]
-    flip: bool
 
     files: tuple[str, ...] = (
         "train-images-idx3-ubyte",
@@ -192,19 +204,28 @@ class IdxDataset:
         "t10k-labels-idx1-ubyte",
     )
 
+    @property
+    def key(self) -> str:
+        return self.info.key
+
+    @property
+    def title(self) -> str:
+        return self.info.name
+
+    @property
+    def class_names(self) -> tuple[str, ...]:
+        return self.info.class_names
+
+    @property
+    def flip(self) -> bool:
+        return self.info.flip
+
     def candidate_folders(self, root: Path) -> list[Path]:
         return [root / self.folder / "raw", root / self.folder, root]
 
 
-FASHION_MNIST = IdxDataset(
-    "fashion-mnist", "Fashion-MNIST", "FashionMNIST", "FashionMNIST",
-    ("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt", "Sneaker", "Bag",
-     "Ankle boot"),
-    flip=True,
-)
-MNIST = IdxDataset(
-    "mnist", "MNIST", "MNIST", "MNIST", tuple(str(digit) for digit in range(10)), flip=False,
-)
+FASHION_MNIST = IdxDataset(spec_datasets.FASHION_MNIST, "FashionMNIST", "FashionMNIST")
+MNIST = IdxDataset(spec_datasets.MNIST, "MNIST", "MNIST")
 IDX_DATASETS = {spec.key: spec for spec in (FASHION_MNIST, MNIST)}
 
 
@@ -324,7 +345,7 @@ def load_sample() -> DataBundle:
 
 
 def _load_idx_dataset(spec: IdxDataset, recipe: Recipe, download: bool) -> DataBundle:
-    root = default_data_dir(recipe.data_dir)
+    root = data_root(recipe)
     files = _find_idx_files(spec, root)
     reason = "downloads are switched off"
     if files is None and download:
@@ -348,6 +369,7 @@ def _load_idx_dataset(spec: IdxDataset, recipe: Recipe, download: bool) -> DataB
 
 # -- CIFAR-10 ----------------------------------------------------------------------------------
 
+CIFAR10 = spec_datasets.CIFAR10
 CIFAR_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
                "test_batch", "batches.meta")
 
@@ -355,7 +377,7 @@ CIFAR_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "
 def _load_cifar10(recipe: Recipe, download: bool) -> DataBundle:
     import torchvision.datasets
 
-    root = default_data_dir(recipe.data_dir)
+    root = data_root(recipe)
     folder = root / "cifar-10-batches-py"
     present = all((folder / name).is_file() for name in CIFAR_FILES)
     reason = "downloads are switched off"
@@ -363,18 +385,18 @@ def _load_cifar10(recipe: Recipe, download: bool) -> DataBundle:
         reason = download_torchvision("CIFAR10", root) or ""
         present = all((folder / name).is_file() for name in CIFAR_FILES)
     if not present:
-        raise DataError(_missing_message("CIFAR-10", root, folder, CIFAR_FILES,
+        raise DataError(_missing_message(CIFAR10.name, root, folder, CIFAR_FILES,
                                          reason or "the download did not produce the files"))
     try:
         train = torchvision.datasets.CIFAR10(str(root), train=True, download=False)
         test = torchvision.datasets.CIFAR10(str(root), train=False, download=False)
     except Exception as error:  # torchvision says "corrupted" or fails to unpickle
-        raise DataError(f"CIFAR-10 in {folder} cannot be read ({type(error).__name__}: "
+        raise DataError(f"{CIFAR10.name} in {folder} cannot be read ({type(error).__name__}: "
                         f"{error}); delete the folder and download or copy it again") from None
     return make_bundle(
         np.asarray(train.data).transpose(0, 3, 1, 2), train.targets,
-        np.asarray(test.data).transpose(0, 3, 1, 2), test.targets, train.classes,
-        name="CIFAR-10", source=str(folder), flip=True,
+        np.asarray(test.data).transpose(0, 3, 1, 2), test.targets, CIFAR10.class_names,
+        name=CIFAR10.name, source=str(folder), flip=CIFAR10.flip,
     )
 
 
@@ -532,22 +554,18 @@ def load_data(recipe: Recipe, download: bool = True) -> DataBundle:
     dataset = recipe.dataset
     if dataset in IDX_DATASETS:
         bundle = _load_idx_dataset(IDX_DATASETS[dataset], recipe, download)
-    elif dataset == "cifar10":
+    elif dataset == CIFAR10.key:
         bundle = _load_cifar10(recipe, download)
-    elif dataset.startswith("folder:"):
-        bundle = _load_folder(dataset[len("folder:"):], recipe)
+    elif dataset.startswith(FOLDER_PREFIX):
+        bundle = _load_folder(dataset[len(FOLDER_PREFIX):], recipe)
     else:
-        raise DataError(f"unknown dataset {dataset!r}; use fashion-mnist, mnist, cifar10 or "
-                        "folder:PATH")
+        raise DataError(f"unknown dataset {dataset!r}; use one of "
+                        f"{', '.join(spec_datasets.DATASET_KEYS)} or {FOLDER_PREFIX}PATH")
+    check_crop_padding(recipe, min(bundle.image_size))  # a folder's side is known only now
     return limit_bundle(bundle, recipe.limit_train, recipe.limit_test, recipe.seed)
 
 
 # -- batches -----------------------------------------------------------------------------------
-
-
-def crop_padding_for(size: int) -> int:
-    """Padding of the random crop: an eighth of the side (4 px at 28-32 px), at least 1."""
-    return max(1, round(size / 8))
 
 
 @dataclass

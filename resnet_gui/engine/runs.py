@@ -13,7 +13,6 @@ window never waits on the disk. No Qt here: the command line can record runs the
 from __future__ import annotations
 
 import json
-import math
 import os
 import secrets
 import shutil
@@ -26,6 +25,7 @@ from resnet_gui.engine.data import user_data_dir
 from resnet_gui.engine.events import Callback, EpochEnd, StepEnd, TrainEnd, TrainStart
 from resnet_gui.errors import UserError
 from resnet_gui.spec.model import Architecture
+from resnet_gui.spec.numbers import finite_or_none, json_value
 from resnet_gui.spec.recipe import Recipe
 from resnet_gui.spec.serialize import atomic_write_bytes, from_dict, to_dict
 
@@ -48,14 +48,6 @@ def default_runs_dir() -> Path:
     """``RESNET_GUI_RUNS`` when set, else ``runs`` in the per-user data folder."""
     configured = os.environ.get("RESNET_GUI_RUNS")
     return Path(configured).expanduser() if configured else user_data_dir() / "runs"
-
-
-def _finite_or_none(value: float | None) -> float | None:
-    """JSON has no NaN: a missing or non-finite number is stored as null."""
-    if value is None:
-        return None
-    value = float(value)
-    return value if math.isfinite(value) else None
 
 
 @dataclass(frozen=True)
@@ -92,12 +84,12 @@ class RunLog:
     def add_step(self, event: StepEnd) -> None:
         for name in STEP_FIELDS:
             value = getattr(event, name)
-            self.steps[name].append(value if name == "step" else _finite_or_none(value))
+            self.steps[name].append(value if name == "step" else finite_or_none(value))
 
     def add_epoch(self, event: EpochEnd) -> None:
         for name in EPOCH_FIELDS:
             value = getattr(event, name)
-            self.epochs[name].append(value if name in ("epoch", "step") else _finite_or_none(value))
+            self.epochs[name].append(value if name in ("epoch", "step") else finite_or_none(value))
 
     def to_dict(self) -> dict[str, Any]:
         return {"steps": self.steps, "epochs": self.epochs}
@@ -173,8 +165,7 @@ class RunStore:
             "schema": RUN_SCHEMA,
             "version": RUN_SCHEMA_VERSION,
             "summary": {
-                name: (_finite_or_none(value) if isinstance(value, float) else value)
-                for name, value in run.summary.__dict__.items()
+                name: json_value(value) for name, value in run.summary.__dict__.items()
             },
             "architecture": run.architecture,
             "recipe": run.recipe,
@@ -285,26 +276,26 @@ class RunRecorder(Callback):
         self._update(
             epochs_done=event.epoch + 1,
             steps=event.step,
-            test_accuracy=_finite_or_none(event.test_accuracy),
-            train_accuracy=_finite_or_none(event.train_accuracy),
+            test_accuracy=finite_or_none(event.test_accuracy),
+            train_accuracy=finite_or_none(event.train_accuracy),
             seconds=time.monotonic() - self._started,
-            examples_per_sec=_finite_or_none(event.examples_per_sec),
+            examples_per_sec=finite_or_none(event.examples_per_sec),
             checkpoint=event.checkpoint or self.run.summary.checkpoint,
         )
         self._save()
 
     def on_train_end(self, event: TrainEnd) -> None:
         status = event.reason if event.reason in STATUSES else "error"
-        test_accuracy = _finite_or_none(event.test_accuracy)
+        test_accuracy = finite_or_none(event.test_accuracy)
         self._update(
             status=status,
             epochs_done=event.epoch,
             steps=event.step,
             test_accuracy=test_accuracy if test_accuracy is not None
             else self.run.summary.test_accuracy,
-            train_accuracy=_finite_or_none(event.train_accuracy),
-            seconds=_finite_or_none(event.seconds) or time.monotonic() - self._started,
-            examples_per_sec=_finite_or_none(event.examples_per_sec),
+            train_accuracy=finite_or_none(event.train_accuracy),
+            seconds=finite_or_none(event.seconds) or time.monotonic() - self._started,
+            examples_per_sec=finite_or_none(event.examples_per_sec),
             message=event.message,
             checkpoint=event.checkpoint or self.run.summary.checkpoint,
         )

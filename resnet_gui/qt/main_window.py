@@ -8,7 +8,6 @@ panels are added with :meth:`MainWindow.add_panel`.
 from __future__ import annotations
 
 import gc
-import os
 from pathlib import Path
 
 from PySide6.QtCore import QByteArray, QObject, QRunnable, QSettings, QSize, Qt, QThreadPool, Signal
@@ -49,6 +48,7 @@ from resnet_gui.spec.document import Document
 from resnet_gui.spec.edits import Part
 from resnet_gui.spec.model import MAX_INPUT_SIZE, Architecture
 from resnet_gui.spec.presets import PRESETS, build_preset
+from resnet_gui.spec.resolve import locate_architecture
 
 ORGANISATION = "resnet-gui"
 APPLICATION = "resnet-gui"
@@ -66,13 +66,9 @@ def app_settings() -> QSettings:
 
 def load_architecture(name_or_path: str, dataset: DatasetChoice = DEFAULT_DATASET) -> tuple[
         Architecture, Path | None]:
-    """A preset (built for ``dataset``) or an architecture JSON file."""
-    if name_or_path in PRESETS:
-        return build_preset(name_or_path, dataset.channels, dataset.classes), None
-    path = Path(name_or_path)
-    if path.suffix.lower() == ".json" or path.exists() or os.sep in name_or_path:
-        return serialize.load_file(path), path
-    return build_preset(name_or_path, dataset.channels, dataset.classes), None  # suggests a name
+    """A preset (built for ``dataset``) or an architecture JSON file, read as the command
+    line reads ARCH."""
+    return locate_architecture(name_or_path, dataset=dataset)
 
 
 class PresetDialog(QDialog):

@@ -19,12 +19,13 @@ from resnet_gui.spec.model import (
     validate,
 )
 from resnet_gui.spec.presets import PRESETS, build_preset, get_preset, preset_names
+from resnet_gui.spec.resolve import locate_architecture, resolve_architecture
 from resnet_gui.spec.serialize import dumps, from_dict, load_file, loads, save_file, to_dict
 
 __all__ = [
     "BLOCK_DESCRIPTIONS", "BLOCK_EXPANSION", "BLOCK_KINDS", "POOL_KINDS", "SHORTCUT_DESCRIPTIONS",
     "SHORTCUT_KINDS", "STEM_DESCRIPTIONS", "STEM_KINDS", "Architecture", "ArchitectureError",
     "Head", "PRESETS", "Shortcut", "Stage", "Stem", "build_preset", "dumps", "from_dict",
-    "get_preset", "load_file", "loads", "preset_names", "save_file", "stage_in_channels",
-    "to_dict", "validate",
+    "get_preset", "load_file", "loads", "locate_architecture", "preset_names",
+    "resolve_architecture", "save_file", "stage_in_channels", "to_dict", "validate",
 ]

@@ -7,17 +7,20 @@ checkpoint and a saved run store it so that a run can be resumed or reopened.
 from __future__ import annotations
 
 import dataclasses
+import math
 from dataclasses import dataclass
 from typing import Any
 
 from resnet_gui.errors import UserError
+from resnet_gui.spec.datasets import DATASET_KEYS, FOLDER_PREFIX, dataset_for
 
-DATASETS = ("fashion-mnist", "mnist", "cifar10")  # plus "folder:PATH"
+DATASETS = DATASET_KEYS  # plus "folder:PATH"
 OPTIMIZERS = ("sgd", "adamw")
 SCHEDULES = ("constant", "step", "cosine", "onecycle")
 INITS = ("kaiming", "xavier")
 DEVICES = ("auto", "cpu", "cuda", "mps")  # "cuda:1" is accepted too
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
+MAX_SEED = 2**63 - 1  # torch's generators take a signed 64-bit seed
 
 
 @dataclass(frozen=True)
@@ -136,17 +139,19 @@ def validate_recipe(recipe: Recipe) -> Recipe:
             fail(name, f"must be a whole number >= 1, got {value!r}")
 
     def number(name: str, value: Any, low: float, high: float | None = None) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)) or value != value:
+        if isinstance(value, bool) or not isinstance(value, (int, float)):
             fail(name, f"must be a number, got {value!r}")
+        if not math.isfinite(value):
+            fail(name, f"must be a finite number, got {value!r}")
         if value < low or (high is not None and value > high):
             fail(name, f"must be between {low} and {high}, got {value}" if high is not None
                  else f"must be >= {low}, got {value}")
 
     if not isinstance(recipe.dataset, str) or not (
-        recipe.dataset in DATASETS or recipe.dataset.startswith("folder:")
+        recipe.dataset in DATASETS or recipe.dataset.startswith(FOLDER_PREFIX)
     ):
         fail("dataset", f"unknown dataset {recipe.dataset!r}; use one of "
-             f"{', '.join(DATASETS)} or folder:PATH")
+             f"{', '.join(DATASETS)} or {FOLDER_PREFIX}PATH")
     positive_int("epochs", recipe.epochs)
     positive_int("batch_size", recipe.batch_size)
     number("lr", recipe.lr, 0.0)
@@ -177,9 +182,27 @@ def validate_recipe(recipe: Recipe) -> Recipe:
         or recipe.crop_padding < 0
     ):
         fail("crop_padding", f"must be a whole number >= 0, got {recipe.crop_padding!r}")
+    builtin = dataset_for(recipe.dataset)
+    if builtin is not None:
+        check_crop_padding(recipe, builtin.image_size)
     positive_int("max_steps", recipe.max_steps, allow_none=True)
     positive_int("limit_train", recipe.limit_train, allow_none=True)
     positive_int("limit_test", recipe.limit_test, allow_none=True)
-    if isinstance(recipe.seed, bool) or not isinstance(recipe.seed, int) or recipe.seed < 0:
-        fail("seed", f"must be a whole number >= 0, got {recipe.seed!r}")
+    if (isinstance(recipe.seed, bool) or not isinstance(recipe.seed, int)
+            or not 0 <= recipe.seed <= MAX_SEED):
+        fail("seed", f"must be a whole number from 0 to {MAX_SEED} (2**63-1), got {recipe.seed!r}")
     return recipe
+
+
+def check_crop_padding(recipe: Recipe, side: int) -> None:
+    """The random crop's padding must be smaller than the images' side (``side`` pixels, as
+    stored: the crop comes before any resize); a larger one crops mostly padding."""
+    if recipe.crop_padding is not None and recipe.crop_padding >= side:
+        raise UserError(f"training setting 'crop_padding': must be smaller than the {side}-pixel "
+                        f"side of the images, got {recipe.crop_padding}; "
+                        f"{crop_padding_for(side)} (an eighth of the side) is usual")
+
+
+def crop_padding_for(size: int) -> int:
+    """Padding of the random crop: an eighth of the side (4 px at 28-32 px), at least 1."""
+    return max(1, round(size / 8))

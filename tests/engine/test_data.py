@@ -98,6 +98,7 @@ def test_missing_cifar10_offline_names_its_folder_and_files(offline, tmp_path):
 
 
 def test_explicit_data_dir_without_fashion_mnist_is_an_error_not_the_sample(offline, tmp_path):
+    (tmp_path / "nothing-here").mkdir()
     with pytest.raises(DataError, match="Fashion-MNIST is not in"):
         load_data(Recipe(data_dir=str(tmp_path / "nothing-here")))
 

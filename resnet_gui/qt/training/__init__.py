@@ -13,6 +13,7 @@ from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from resnet_gui.engine.runs import RunStore
+from resnet_gui.qt.datasets import DATASETS
 from resnet_gui.qt.training.inspect_panel import InspectPanel
 from resnet_gui.qt.training.panel import TrainingPanel
 from resnet_gui.qt.training.session import ArchitectureLink, TrainingSession
@@ -84,7 +85,7 @@ def install_training_panels(window: Any, store: RunStore | None = None,
 
 
 # The editor's dataset names (its toolbar) and the recipe's.
-EDITOR_DATASETS = {"Fashion-MNIST": "fashion-mnist", "MNIST": "mnist", "CIFAR-10": "cifar10"}
+EDITOR_DATASETS = {dataset.name: dataset.key for dataset in DATASETS}
 
 
 def _share_dataset_choice(window: Any, panel: TrainingPanel) -> None:

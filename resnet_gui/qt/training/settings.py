@@ -27,12 +27,11 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
+from resnet_gui.spec.datasets import DATASETS, FOLDER_PREFIX
 from resnet_gui.spec.recipe import CHAPTER_RECIPE, RECIPE_PRESETS, Recipe, validate_recipe
 
 DATASET_CHOICES = (
-    ("fashion-mnist", "Fashion-MNIST"),
-    ("mnist", "MNIST"),
-    ("cifar10", "CIFAR-10"),
+    *((dataset.key, dataset.name) for dataset in DATASETS),
     ("folder", "Image folder…"),
 )
 OPTIMIZER_CHOICES = (("sgd", "SGD (momentum)"), ("adamw", "AdamW"))
@@ -234,9 +233,9 @@ class RecipeForm(QWidget):
         for widget in widgets:
             widget.blockSignals(True)
         try:
-            if recipe.dataset.startswith("folder:"):
+            if recipe.dataset.startswith(FOLDER_PREFIX):
                 _select(self.dataset_combo, "folder")
-                self.folder_edit.setText(recipe.dataset[len("folder:"):])
+                self.folder_edit.setText(recipe.dataset[len(FOLDER_PREFIX):])
             else:
                 _select(self.dataset_combo, recipe.dataset)
                 self.folder_edit.setText(recipe.data_dir or "")
@@ -271,7 +270,7 @@ class RecipeForm(QWidget):
             if not folder:
                 raise UserError("choose the image folder to train on (one sub-folder per "
                                 "class) in the Image folder field")
-            dataset, data_dir = f"folder:{folder}", self._base.data_dir
+            dataset, data_dir = f"{FOLDER_PREFIX}{folder}", self._base.data_dir
         else:
             data_dir = folder
         return validate_recipe(self._base.replace(

@@ -1,0 +1,31 @@
+"""Checks of the file paths given on the command line, before any work starts: a folder
+where a file belongs, or a file to read that is not there, is one sentence naming the option."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from resnet_gui.errors import UserError
+
+
+def _names_a_folder(path: str) -> bool:
+    return path.endswith(("/", os.sep)) or Path(path).is_dir()
+
+
+def file_to_write(option: str, path: str, example: str) -> str:
+    """``path`` unless it names a folder; ``example`` is a file name to suggest inside it."""
+    if _names_a_folder(path):
+        raise UserError(f"{option} {path} is a folder; give a file path such as "
+                        f"{Path(path) / example}")
+    return path
+
+
+def file_to_read(option: str, path: str, example: str, what: str) -> str:
+    """``path`` when it is an existing file; ``what`` says what such a file is."""
+    if Path(path).is_dir():
+        raise UserError(f"{option} {path} is a folder; give {what} in it, such as "
+                        f"{Path(path) / example}")
+    if not Path(path).is_file():
+        raise UserError(f"{option} {path} does not exist; give the path of {what}")
+    return path

@@ -1,0 +1,69 @@
+"""ARCH on the command line and in the window: a preset name or an architecture JSON file.
+
+One reading for every entry point (``summary``, ``export``, ``train`` and the window), so that
+each accepts the same arguments and refuses the others with the same sentence:
+
+1. an existing file is an architecture file;
+2. a preset name builds that preset;
+3. a path that is not a file (it has a folder separator or ends in .json) is read as a file,
+   which says that nothing is there, or that it is a folder;
+4. anything else is a mistyped preset: the error suggests the closest name.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from resnet_gui.errors import ArchitectureError
+from resnet_gui.spec.datasets import Dataset
+from resnet_gui.spec.model import Architecture, validate
+from resnet_gui.spec.presets import PRESETS, build_preset, get_preset
+from resnet_gui.spec.recipe import RECIPE_PRESETS
+from resnet_gui.spec.serialize import load_file
+
+
+def looks_like_path(text: str) -> bool:
+    separators = {"/", os.sep, os.altsep} - {None}
+    return any(sep in text for sep in separators) or text.lower().endswith(".json")
+
+
+def locate_architecture(
+    name_or_path: str,
+    *,
+    in_channels: int | None = None,
+    num_classes: int | None = None,
+    input_size: tuple[int, int] | None = None,
+    dataset: Dataset | None = None,
+) -> tuple[Architecture, Path | None]:
+    """The architecture ``name_or_path`` names, and its file (None for a preset).
+
+    ``in_channels``, ``num_classes`` and ``input_size`` replace the architecture's own, file
+    or preset; ``dataset`` sets a preset's channels and classes where those are not given (a
+    file keeps its own). Raises :class:`ArchitectureError` with one sentence.
+    """
+    path = Path(name_or_path)
+    if path.is_file() or looks_like_path(name_or_path):
+        if path.is_dir():
+            raise ArchitectureError(f"{name_or_path} is a folder; give an architecture JSON "
+                                    "file in it, or a preset name")
+        arch = load_file(path)  # says "no file at ..." where nothing is there
+        changes = {key: value for key, value in (("in_channels", in_channels),
+                                                 ("num_classes", num_classes),
+                                                 ("input_size", input_size)) if value is not None}
+        return (validate(arch.replace(**changes)) if changes else arch), path
+    if name_or_path in RECIPE_PRESETS and name_or_path not in PRESETS:
+        raise ArchitectureError(
+            f"{name_or_path!r} names a training recipe, not an architecture; give a preset "
+            f"(see 'resnet-gui presets') or a JSON file, and --recipe {name_or_path} to "
+            "resnet-gui train")
+    preset = get_preset(name_or_path)  # an unknown name: suggests the closest one
+    if dataset is not None:
+        in_channels = dataset.channels if in_channels is None else in_channels
+        num_classes = dataset.classes if num_classes is None else num_classes
+    return build_preset(preset.name, in_channels, num_classes, input_size), None
+
+
+def resolve_architecture(name_or_path: str, **options) -> Architecture:
+    """:func:`locate_architecture` without the file."""
+    return locate_architecture(name_or_path, **options)[0]

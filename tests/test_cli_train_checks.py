@@ -1,0 +1,168 @@
+"""`resnet-gui train` refuses bad options before training: exit code, one line on stderr,
+no traceback, nothing written."""
+
+from __future__ import annotations
+
+import json
+import os
+
+import pytest
+
+from resnet_gui.cli import main
+from tests.engine.test_data import write_fashion_mnist
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory):
+    root = tmp_path_factory.mktemp("data")
+    write_fashion_mnist(root / "FashionMNIST" / "raw", train=64, test=20)
+    return root
+
+
+def one_error_line(capsys) -> str:
+    """The one error line, last on stderr (after at most a "loading" note)."""
+    err = capsys.readouterr().err
+    lines = err.strip().splitlines()
+    assert "Traceback" not in err
+    assert all(line.startswith("resnet-gui: loading ") for line in lines[:-1]), err
+    assert lines[-1].startswith("resnet-gui: error: "), err
+    return lines[-1]
+
+
+def train(*args) -> int:
+    return main(["train", *map(str, args), "--no-progress"])
+
+
+@pytest.mark.parametrize("threads", ["0", "-3", "100000", str((os.cpu_count() or 1) + 1)])
+def test_a_thread_count_outside_the_cores_is_refused(threads, data_dir, capsys):
+    assert train("fmnist-fast", "--data-dir", data_dir, "--threads", threads) == 1
+    line = one_error_line(capsys)
+    assert f"--threads must be between 1 and {os.cpu_count()}" in line and threads in line
+
+
+@pytest.mark.parametrize("option, value, field", [
+    ("--lr", "inf", "lr"), ("--lr", "nan", "lr"), ("--lr", "-inf", "lr"),
+    ("--weight-decay", "inf", "weight_decay"), ("--momentum", "nan", "momentum"),
+    ("--warmup-epochs", "inf", "warmup_epochs"), ("--grad-clip", "inf", "grad_clip"),
+    ("--label-smoothing", "nan", "label_smoothing"),
+])
+def test_a_float_that_is_not_finite_is_refused_naming_the_setting(option, value, field,
+                                                                  data_dir, capsys):
+    assert train("fmnist-fast", "--data-dir", data_dir, f"{option}={value}") == 1
+    line = one_error_line(capsys)
+    assert f"training setting '{field}'" in line and "finite" in line
+
+
+@pytest.mark.parametrize("seed", [str(2**63), str(2**64 + 5), "-1"])
+def test_a_seed_outside_0_to_2_63_is_refused(seed, data_dir, capsys):
+    assert train("fmnist-fast", "--data-dir", data_dir, f"--seed={seed}") == 1
+    line = one_error_line(capsys)
+    assert "training setting 'seed'" in line and str(2**63 - 1) in line
+
+
+@pytest.mark.parametrize("dataset", ["fashion-mnist", "cifar10"])
+def test_a_data_dir_that_does_not_exist_is_named_and_not_created(dataset, tmp_path, capsys):
+    missing = tmp_path / "typo" / "data"
+    assert train("fmnist-fast", "--dataset", dataset, "--data-dir", missing) == 1
+    line = one_error_line(capsys)
+    assert f"the data folder {missing} (--data-dir) does not exist" in line
+    assert not (tmp_path / "typo").exists()
+
+
+def test_a_data_dir_that_is_a_file_is_refused(tmp_path, capsys):
+    (tmp_path / "file").write_text("")
+    assert train("fmnist-fast", "--data-dir", tmp_path / "file") == 1
+    assert "is a file, not a folder" in one_error_line(capsys)
+
+
+def strict_json(line: str):
+    def refuse(constant):
+        raise ValueError(f"{constant} is not JSON")
+
+    return json.loads(line, parse_constant=refuse)
+
+
+def test_a_run_too_short_to_time_says_so_and_logs_null(tmp_path, data_dir, capsys):
+    log = tmp_path / "run.jsonl"
+    assert train("fmnist-fast", "--data-dir", data_dir, "--batch-size", "32", "--epochs", "1",
+                 "--max-steps", "2", "--log", log) == 0
+    err = capsys.readouterr().err
+    assert "Traceback" not in err and "nan" not in err.lower()
+    assert "examples/s not measured" in err.strip().splitlines()[-1]
+    records = [strict_json(line) for line in log.read_text().splitlines()]
+    assert records[-1]["event"] == "end" and records[-1]["examples_per_sec"] is None
+
+
+def test_an_epoch_too_short_to_time_says_so(tmp_path, data_dir, capsys):
+    # 64 images in batches of 32: each epoch has 2 steps, all of them warm-up.
+    assert train("fmnist-fast", "--data-dir", data_dir, "--batch-size", "32", "--epochs", "1",
+                 "--limit-test", "10") == 0
+    err = capsys.readouterr().err
+    epoch_line = next(line for line in err.splitlines() if line.startswith("epoch 1/1"))
+    assert "examples/s not measured" in epoch_line and "nan" not in err.lower()
+
+
+def test_a_checkpoint_path_that_is_a_folder_is_refused(tmp_path, data_dir, capsys):
+    runs = tmp_path / "runs"
+    runs.mkdir()
+    assert train("fmnist-fast", "--data-dir", data_dir, "--checkpoint", runs) == 1
+    line = one_error_line(capsys)
+    assert line == (f"resnet-gui: error: --checkpoint {runs} is a folder; give a file path "
+                    f"such as {runs / 'model.pt'}")
+    assert list(runs.iterdir()) == []
+    assert train("fmnist-fast", "--data-dir", data_dir, "--checkpoint", f"{tmp_path}/new/") == 1
+    assert "--checkpoint" in one_error_line(capsys) and not (tmp_path / "new").exists()
+
+
+def test_a_log_path_that_is_a_folder_is_refused(tmp_path, data_dir, capsys):
+    assert train("fmnist-fast", "--data-dir", data_dir, "--log", tmp_path) == 1
+    assert f"--log {tmp_path} is a folder" in one_error_line(capsys)
+
+
+def test_resume_from_a_folder_or_a_missing_file_is_one_sentence(tmp_path, capsys):
+    assert train("--resume", tmp_path) == 1
+    assert one_error_line(capsys) == (
+        f"resnet-gui: error: --resume {tmp_path} is a folder; give a checkpoint written by "
+        f"resnet-gui train --checkpoint in it, such as {tmp_path / 'model.pt'}")
+    assert train("--resume", tmp_path / "missing.pt") == 1
+    assert one_error_line(capsys) == (
+        f"resnet-gui: error: --resume {tmp_path / 'missing.pt'} does not exist; give the path "
+        "of a checkpoint written by resnet-gui train --checkpoint")
+
+
+def test_resume_without_checkpoint_keeps_saving_to_the_resumed_file(tmp_path, data_dir,
+                                                                     capsys):
+    from resnet_gui.engine.checkpoint import load_checkpoint
+
+    checkpoint = tmp_path / "run.pt"
+    assert train("fmnist-fast", "--data-dir", data_dir, "--batch-size", "32", "--epochs", "2",
+                 "--limit-test", "10", "--max-steps", "1", "--checkpoint", checkpoint) == 0
+    assert load_checkpoint(checkpoint)["step"] == 1
+    capsys.readouterr()
+    assert train("--resume", checkpoint, "--data-dir", data_dir) == 0
+    assert load_checkpoint(checkpoint)["step"] == 4  # 2 epochs of 2 steps
+    assert capsys.readouterr().err.strip().endswith(f"checkpoint {checkpoint}")
+    assert {p.name for p in tmp_path.iterdir()} == {"run.pt", "run.prev.pt"}
+
+
+@pytest.mark.parametrize("padding, side, dataset", [
+    ("1000", 28, "fashion-mnist"), ("28", 28, "mnist"), ("32", 32, "cifar10"),
+])
+def test_a_crop_padding_as_large_as_the_image_is_refused(padding, side, dataset, data_dir,
+                                                        capsys):
+    assert train("fmnist-fast", "--dataset", dataset, "--data-dir", data_dir,
+                 "--crop-padding", padding) == 1
+    line = one_error_line(capsys)
+    assert line.startswith("resnet-gui: error: training setting 'crop_padding': must be smaller "
+                           f"than the {side}-pixel side of the images, got {padding}")
+
+
+def test_a_crop_padding_as_large_as_a_folders_images_is_refused(tmp_path, capsys):
+    from PIL import Image
+
+    for name in ("cats", "dogs"):
+        (tmp_path / name).mkdir()
+        for index in range(3):
+            Image.new("L", (9, 7), 10 * index).save(tmp_path / name / f"{index}.png")
+    assert train("fmnist-fast", "--dataset", f"folder:{tmp_path}", "--crop-padding", "7") == 1
+    assert "7-pixel side of the images, got 7" in one_error_line(capsys)
