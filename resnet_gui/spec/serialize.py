@@ -207,7 +207,7 @@ def load_file(path: str | os.PathLike) -> Architecture:
     except FileNotFoundError:
         raise ArchitectureError(f"no file at {path}; check the path") from None
     except IsADirectoryError:
-        raise ArchitectureError(f"{path} is a folder, not an architecture file") from None
+        raise ArchitectureError(f"{path} is a folder, not an architecture file; choose a .json file saved by resnet-gui") from None
     except OSError as error:
         raise ArchitectureError(f"cannot read {path}: {error.strerror}") from None
     try:
