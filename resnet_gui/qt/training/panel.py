@@ -153,6 +153,9 @@ class TrainingPanel(QWidget):
         try:
             recipe = self.form.recipe()
             self.plots.reset_live()
+            # The epoch axis takes its final span now, while the worker is still loading,
+            # rather than when the first steps compete with the redraw.
+            self.plots.set_planned_epochs(recipe.epochs)
             self._last_step = None
             self._start_info = None
             self._started_at = time.monotonic()
