@@ -190,3 +190,23 @@ def test_pt2_export_of_a_network_too_small_for_its_input_names_the_layer(tmp_pat
     assert code == 2
     assert one_error_line(capsys.readouterr().err).startswith("resnet-gui: error: conv1:")
     assert not (tmp_path / "net.pt2").exists()
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["summary", "resnet18", "--input", "-1,28,28"],
+     "argument --input: expected one argument (write a value that starts with '-' as "
+     "--input=VALUE); see 'resnet-gui summary --help'"),
+    (["summary"], "the following arguments are required: ARCH; see 'resnet-gui summary --help'"),
+    (["export", "resnet18", "--format", "tar", "--out", "{tmp}/x.py"], "argument --format: "
+     "invalid choice: 'tar'"),
+    (["train", "fmnist-fast", "--epochs", "nan"],
+     "argument --epochs: invalid int value: 'nan'; see 'resnet-gui train --help'"),
+    (["train", "fmnist-fast", "--lr", "fast"], "argument --lr: invalid float value: 'fast'"),
+    (["--bogus"], "unrecognized arguments: --bogus; see 'resnet-gui --help'"),
+])
+def test_option_mistakes_are_one_line_without_the_usage(args, expected, tmp_path, capsys):
+    assert main([arg.format(tmp=tmp_path) for arg in args]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert expected in one_error_line(err)
+    assert list(tmp_path.iterdir()) == []
