@@ -135,6 +135,12 @@ BAD_FILES = {
     "empty stages": (with_change("stages", []), "stages: a network needs at least one stage"),
     "an import path as a kind": (with_change("stages.0.block", "os.system"),
                                  "unknown block kind 'os.system'"),
+    "a 5000-digit number": (with_change("stem.width", 0).replace('"width": 0', '"width": '
+                                                                  + "9" * 5000),
+                            "holds a number thousands of digits long"),
+    "an empty field name": (with_change("stem.", 1), "stem.'': unknown field; known fields"),
+    "a bad shared shortcut": (with_change("shortcut", {"kind": "conv"}),
+                              "shortcut.kind: unknown shortcut kind 'conv'"),
 }
 
 
@@ -210,3 +216,10 @@ def test_option_mistakes_are_one_line_without_the_usage(args, expected, tmp_path
     assert out == ""
     assert expected in one_error_line(err)
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_starting_with_a_utf8_byte_order_mark_is_read(tmp_path, capsys):
+    path = tmp_path / "arch.json"
+    path.write_bytes(b"\xef\xbb\xbf" + dumps(build_preset("resnet20")).encode())
+    assert main(["export", str(path), "--format", "json", "--out", "-"]) == 0
+    assert json.loads(capsys.readouterr().out) == GOOD

@@ -179,6 +179,12 @@ def _check_kind(value, allowed: tuple[str, ...], path: str, what: str) -> None:
         )
 
 
+def validate_shortcut(shortcut: Shortcut, path: str) -> None:
+    _check_kind(shortcut.kind, SHORTCUT_KINDS, f"{path}.kind", "shortcut kind")
+    _check_bool(shortcut.batch_norm, f"{path}.batch_norm")
+    _check_bool(shortcut.bias, f"{path}.bias")
+
+
 def validate(arch: Architecture) -> Architecture:
     """Raise :class:`ArchitectureError` naming the first bad field; return ``arch`` if sound.
 
@@ -217,10 +223,7 @@ def validate(arch: Architecture) -> Architecture:
         _check_int(stage.width, f"{path}.width", 1, MAX_WIDTH)
         _check_int(stage.stride, f"{path}.stride", 1, MAX_STRIDE)
         _check_bool(stage.conv_bias, f"{path}.conv_bias")
-        shortcut = stage.shortcut
-        _check_kind(shortcut.kind, SHORTCUT_KINDS, f"{path}.shortcut.kind", "shortcut kind")
-        _check_bool(shortcut.batch_norm, f"{path}.shortcut.batch_norm")
-        _check_bool(shortcut.bias, f"{path}.shortcut.bias")
+        validate_shortcut(stage.shortcut, f"{path}.shortcut")
 
     # Channel arithmetic only once every kind is known to be valid.
     for i, (stage, channels) in enumerate(zip(arch.stages, stage_in_channels(arch))):

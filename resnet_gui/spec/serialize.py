@@ -25,6 +25,7 @@ from resnet_gui.spec.model import (
     Stage,
     Stem,
     validate,
+    validate_shortcut,
 )
 
 SCHEMA = "resnet-gui/architecture"
@@ -88,8 +89,8 @@ def _check_fields(data: Any, allowed: tuple[str, ...], path: str) -> dict:
         if key not in allowed:
             close = difflib.get_close_matches(str(key), allowed, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known fields: {', '.join(allowed)}"
-            where = f"{path}.{key}" if path else str(key)
-            raise ArchitectureError(f"unknown field{hint}", where)
+            name = str(key) or "''"
+            raise ArchitectureError(f"unknown field{hint}", f"{path}.{name}" if path else name)
     return data
 
 
@@ -161,6 +162,7 @@ def from_dict(data: Any) -> Architecture:
     default_shortcut = Shortcut()
     if "shortcut" in data:
         default_shortcut = _pick(data["shortcut"], Shortcut, _SHORTCUT_FIELDS, "shortcut")
+        validate_shortcut(default_shortcut, "shortcut")  # even where every stage has its own
     stages_data = data["stages"]
     if not isinstance(stages_data, list):
         raise ArchitectureError(f"must be a list of stages, got {type(stages_data).__name__}", "stages")
@@ -197,6 +199,11 @@ def loads(text: str, source: str = "architecture") -> Architecture:
             f"{source} nests its values too deeply to be an architecture; "
             "save one from the app or with 'resnet-gui export PRESET --format json'"
         ) from None
+    except ValueError:  # an integer of more digits than Python converts (4300)
+        raise ArchitectureError(
+            f"{source} holds a number thousands of digits long, far beyond any architecture "
+            "setting; fix the file or save it again from the app"
+        ) from None
     return from_dict(data)
 
 
@@ -211,7 +218,7 @@ def load_file(path: str | os.PathLike) -> Architecture:
     except OSError as error:
         raise ArchitectureError(f"cannot read {path}: {error.strerror}") from None
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # some editors start UTF-8 files with a BOM
     except UnicodeDecodeError:
         raise ArchitectureError(
             f"{path} is not a text file; choose a .json architecture saved by resnet-gui"
