@@ -223,3 +223,34 @@ def test_a_file_starting_with_a_utf8_byte_order_mark_is_read(tmp_path, capsys):
     path.write_bytes(b"\xef\xbb\xbf" + dumps(build_preset("resnet20")).encode())
     assert main(["export", str(path), "--format", "json", "--out", "-"]) == 0
     assert json.loads(capsys.readouterr().out) == GOOD
+
+
+def test_a_name_with_quotes_and_backslashes_exports_as_python_that_runs_nothing_else(
+        tmp_path, capsys):
+    import ast
+
+    name = 'net"""\\N{x} """; import os #\\'
+    path = tmp_path / "arch.json"
+    path.write_text(dumps(build_preset("resnet20").replace(name=name)))
+    code = tmp_path / "net.py"
+    assert main(["export", str(path), "--format", "py", "--out", str(code)]) == 0
+    module = ast.parse(code.read_text())
+    assert ast.get_docstring(module).startswith(f"{name}: a residual network")
+    assert not any(isinstance(node, ast.Import) and node.names[0].name == "os"
+                   for node in module.body)
+
+
+@pytest.mark.parametrize("name, char", [("two\nlines", "U+000A"), ("nul\x00", "U+0000"),
+                                        ("half \ud800 pair", "U+D800")])
+def test_a_name_with_a_control_character_is_refused(name, char, tmp_path, capsys):
+    path = tmp_path / "arch.json"
+    path.write_text(json.dumps({**GOOD, "name": name}))
+    for args in (["summary", str(path)],
+                 ["export", str(path), "--format", "py", "--out", str(tmp_path / "net.py")]):
+        assert main(args) == 2
+        out, err = capsys.readouterr()
+        assert out == ""
+        line = one_error_line(err)
+        assert line.startswith("resnet-gui: error: name: must be one line of printable text")
+        assert char in line
+    assert not (tmp_path / "net.py").exists()

@@ -11,6 +11,7 @@ names they already know.
 from __future__ import annotations
 
 import dataclasses
+import unicodedata
 from dataclasses import dataclass, field
 
 from resnet_gui.errors import ArchitectureError
@@ -247,4 +248,9 @@ def validate(arch: Architecture) -> Architecture:
         raise ArchitectureError(f"must be a number in [0, 1), got {dropout!r}", "head.dropout")
     if not isinstance(arch.name, str):
         raise ArchitectureError(f"must be text, got {arch.name!r}", "name")
+    # Control characters (a line break, NUL) and lone surrogates cannot be printed or saved.
+    bad = next((ch for ch in arch.name if unicodedata.category(ch) in ("Cc", "Cs")), None)
+    if bad is not None:
+        raise ArchitectureError(f"must be one line of printable text, but holds the control "
+                                f"character U+{ord(bad):04X}; rename the network", "name")
     return arch
