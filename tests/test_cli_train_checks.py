@@ -166,3 +166,20 @@ def test_a_crop_padding_as_large_as_a_folders_images_is_refused(tmp_path, capsys
             Image.new("L", (9, 7), 10 * index).save(tmp_path / name / f"{index}.png")
     assert train("fmnist-fast", "--dataset", f"folder:{tmp_path}", "--crop-padding", "7") == 1
     assert "7-pixel side of the images, got 7" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("option, expected", [
+    # An empty path read the current folder as a dataset.
+    ("--dataset=folder:", "training setting 'dataset': folder: needs the path of an image "
+     "folder after it"),
+    # Only the network's input bound named it, as input_size.height.
+    ("--resize=5000", "training setting 'resize': must be at most 4096 pixels, got 5000"),
+    # torch.device() raised on them where a GPU is present.
+    ("--device=cuda:x", "training setting 'device': unknown device 'cuda:x'"),
+    ("--device=cuda:-1", "training setting 'device': unknown device 'cuda:-1'"),
+])
+def test_malformed_dataset_resize_and_device_values_are_refused(option, expected, data_dir,
+                                                                capsys):
+    assert train("fmnist-fast", "--data-dir", data_dir, option) == 1
+    line = one_error_line(capsys)
+    assert line.startswith(f"resnet-gui: error: {expected}"), line
