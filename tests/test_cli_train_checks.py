@@ -183,3 +183,62 @@ def test_malformed_dataset_resize_and_device_values_are_refused(option, expected
     assert train("fmnist-fast", "--data-dir", data_dir, option) == 1
     line = one_error_line(capsys)
     assert line.startswith(f"resnet-gui: error: {expected}"), line
+
+
+def image_folder(root, classes=("cats", "dogs"), count=3, size=(9, 7)):
+    from PIL import Image
+
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        for index in range(count):
+            Image.new("L", size, 10 * index).save(root / name / f"{index}.png")
+    return root
+
+
+def make_unreadable(folder, monkeypatch):
+    """chmod 0, and where that does not bind (root), the same refusal from the OS calls."""
+    folder.chmod(0)
+    real_scandir, real_listdir = os.scandir, os.listdir
+
+    def guard(real):
+        def call(path="."):
+            if os.fspath(path) == os.fspath(folder):
+                raise PermissionError(13, "Permission denied", os.fspath(path))
+            return real(path)
+        return call
+
+    monkeypatch.setattr(os, "scandir", guard(real_scandir))
+    monkeypatch.setattr(os, "listdir", guard(real_listdir))
+
+
+@pytest.mark.parametrize("where", ["root", "class"])
+def test_an_unreadable_image_folder_is_named_not_skipped(where, tmp_path, monkeypatch, capsys):
+    root = image_folder(tmp_path / "pets")
+    folder = root if where == "root" else root / "cats"
+    make_unreadable(folder, monkeypatch)
+    try:
+        assert train("fmnist-fast", "--dataset", f"folder:{root}") == 1
+    finally:
+        folder.chmod(0o755)
+    assert one_error_line(capsys) == (
+        f"resnet-gui: error: cannot read the folder {folder} (Permission denied); check that "
+        "it and the folders in it are readable")
+
+
+def test_an_image_beyond_pils_pixel_limit_is_one_line(tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    root = image_folder(tmp_path / "pets")
+    Image.new("L", (40, 40)).save(root / "dogs" / "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 400)  # 1600 pixels: over twice the limit
+    assert train("fmnist-fast", "--dataset", f"folder:{root}") == 1
+    line = one_error_line(capsys)
+    assert line.startswith(f"resnet-gui: error: cannot read image {root / 'dogs' / 'huge.png'} "
+                           "(Image size (1600 pixels) exceeds limit")
+    assert line.endswith("; remove or replace it")
+
+
+def test_a_folder_dataset_that_is_a_file_says_so(tmp_path, capsys):
+    (tmp_path / "pets.zip").write_bytes(b"PK")
+    assert train("fmnist-fast", "--dataset", f"folder:{tmp_path / 'pets.zip'}") == 1
+    assert f"image folder {tmp_path / 'pets.zip'} is a file, not a folder" in one_error_line(capsys)
