@@ -242,3 +242,45 @@ def test_a_folder_dataset_that_is_a_file_says_so(tmp_path, capsys):
     (tmp_path / "pets.zip").write_bytes(b"PK")
     assert train("fmnist-fast", "--dataset", f"folder:{tmp_path / 'pets.zip'}") == 1
     assert f"image folder {tmp_path / 'pets.zip'} is a file, not a folder" in one_error_line(capsys)
+
+
+@pytest.fixture(scope="module")
+def saved_checkpoint(data_dir, tmp_path_factory):
+    path = tmp_path_factory.mktemp("saved") / "run.pt"
+    assert train("fmnist-fast", "--data-dir", data_dir, "--batch-size", "32", "--epochs", "2",
+                 "--limit-test", "10", "--max-steps", "1", "--checkpoint", path) == 0
+    return path
+
+
+def _wider(architecture: str) -> str:
+    data = json.loads(architecture)
+    data["stages"][0]["width"] *= 2
+    return json.dumps(data)
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda saved: saved.pop("step"), "is damaged: its training state cannot be restored "
+     "(KeyError)"),
+    (lambda saved: saved.update(step=-5), "(ValueError)"),
+    (lambda saved: saved.update(model={"conv1.weight": 5}), "(RuntimeError)"),
+    (lambda saved: saved.update(optimizer={"state": {}}), "(KeyError)"),
+    # Weights that do not fit the checkpoint's own architecture.
+    (lambda saved: saved.update(architecture=_wider(saved["architecture"])), "(RuntimeError)"),
+    (lambda saved: saved.update(version="1"), "is damaged: its version is '1', not a whole "
+     "number"),
+])
+def test_a_damaged_checkpoint_is_one_line_and_left_as_it_was(change, problem, saved_checkpoint,
+                                                           data_dir, tmp_path, capsys):
+    import torch
+
+    saved = torch.load(saved_checkpoint, weights_only=True)
+    change(saved)
+    path = tmp_path / "run.pt"
+    torch.save(saved, path)
+    before = path.read_bytes()
+    capsys.readouterr()
+    assert train("--resume", path, "--data-dir", data_dir) == 1
+    line = one_error_line(capsys)
+    assert line.startswith(f"resnet-gui: error: {path} is damaged") and problem in line, line
+    assert line.endswith("; start a new run")
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["run.pt"]

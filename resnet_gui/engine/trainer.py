@@ -28,6 +28,7 @@ from resnet_gui.engine.analysis import analyse
 from resnet_gui.engine.checkpoint import (
     architecture_differences,
     checkpoint_architecture,
+    damaged,
     load_checkpoint,
     mismatch_message,
     save_checkpoint,
@@ -350,25 +351,34 @@ class Trainer:
         last_test_accuracy = float("nan")
         last_train = (float("nan"), float("nan"))
         if checkpoint is not None:
-            model.load_state_dict(checkpoint["model"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            if checkpoint.get("scaler"):
-                scaler.load_state_dict(checkpoint["scaler"])
-            epoch, position = int(checkpoint["epoch"]), int(checkpoint["position"])
-            batch_in_epoch, step = int(checkpoint["batch_in_epoch"]), int(checkpoint["step"])
-            batch_size = int(checkpoint.get("batch_size", batch_size))
-            saved_order = checkpoint.get("data_order")
-            order = saved_order if isinstance(saved_order, torch.Tensor) else None
-            sums = checkpoint.get("epoch_sums") or {}
-            if sums:
-                epoch_sums.loss += sums["loss"].to(device)
-                epoch_sums.correct += sums["correct"].to(device)
-                epoch_sums.seen = int(sums["seen"])
-            last_test_accuracy = float(checkpoint.get("last_test_accuracy", float("nan")))
-            torch.set_rng_state(checkpoint["rng"]["torch"])
-            cuda_states = checkpoint["rng"].get("cuda") or []
-            if device.type == "cuda" and len(cuda_states) == torch.cuda.device_count():
-                torch.cuda.set_rng_state_all(cuda_states)
+            try:
+                model.load_state_dict(checkpoint["model"])
+                optimizer.load_state_dict(checkpoint["optimizer"])
+                if checkpoint.get("scaler"):
+                    scaler.load_state_dict(checkpoint["scaler"])
+                epoch, position = int(checkpoint["epoch"]), int(checkpoint["position"])
+                batch_in_epoch, step = int(checkpoint["batch_in_epoch"]), int(checkpoint["step"])
+                batch_size = int(checkpoint.get("batch_size", batch_size))
+                if min(epoch, position, batch_in_epoch, step, batch_size - 1) < 0:
+                    raise ValueError("a negative position")
+                saved_order = checkpoint.get("data_order")
+                order = saved_order if isinstance(saved_order, torch.Tensor) else None
+                sums = checkpoint.get("epoch_sums") or {}
+                if sums:
+                    epoch_sums.loss += sums["loss"].to(device)
+                    epoch_sums.correct += sums["correct"].to(device)
+                    epoch_sums.seen = int(sums["seen"])
+                last_test_accuracy = float(checkpoint.get("last_test_accuracy", float("nan")))
+                torch.set_rng_state(checkpoint["rng"]["torch"])
+                cuda_states = checkpoint["rng"].get("cuda") or []
+                if device.type == "cuda" and len(cuda_states) == torch.cuda.device_count():
+                    torch.cuda.set_rng_state_all(cuda_states)
+            except torch.cuda.OutOfMemoryError:
+                raise
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError,
+                    RuntimeError) as error:  # a damaged file, or one written by hand
+                raise damaged(self.resume_from, "is damaged: its training state cannot be "
+                              f"restored ({type(error).__name__})") from None
         train_model = torch.compile(model) if recipe.compile else model
         compiled_steps = 0
         graphed_batch = None  # the batch shape whose forward and backward replay a CUDA graph
