@@ -284,3 +284,16 @@ def test_a_damaged_checkpoint_is_one_line_and_left_as_it_was(change, problem, sa
     assert line.startswith(f"resnet-gui: error: {path} is damaged") and problem in line, line
     assert line.endswith("; start a new run")
     assert path.read_bytes() == before and os.listdir(tmp_path) == ["run.pt"]
+
+
+@pytest.mark.parametrize("option, fix", [("--batch-size=1", "use a batch size of 2 or more"),
+                                         ("--limit-train=1", "give at least 2 training images")])
+def test_a_batch_of_one_image_with_batch_norm_on_1x1_maps_is_refused(option, fix, data_dir,
+                                                                     tmp_path, capsys):
+    # resnet18 takes 28x28 images down to 1x1 in layer4; PyTorch raised a ValueError mid-step.
+    assert train("resnet18", "--data-dir", data_dir, option, "--max-steps", "1",
+                 "--checkpoint", tmp_path / "run.pt") == 1
+    assert one_error_line(capsys) == (
+        "resnet-gui: error: a batch of one image cannot train layer4.0.bn1: batch norm needs "
+        f"two values per channel and its maps are 1x1; {fix}")
+    assert list(tmp_path.iterdir()) == []

@@ -24,7 +24,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from resnet_gui.engine.analysis import analyse
+from resnet_gui.engine.analysis import Analysis, analyse
 from resnet_gui.engine.checkpoint import (
     architecture_differences,
     checkpoint_architecture,
@@ -98,6 +98,19 @@ def fit_architecture(arch: Architecture, data: DataBundle, recipe: Recipe) -> Ar
     if tuple(arch.input_size) != tuple(size):
         changes["input_size"] = tuple(size)
     return arch.replace(**changes) if changes else arch
+
+
+def check_batch_norm_batch(analysis: Analysis, batch_size: int, num_train: int) -> None:
+    """Batch norm trains on at least two values per channel: a batch of one image fails at
+    the first batch-norm layer whose maps are 1x1 (PyTorch raises mid-step)."""
+    if min(batch_size, num_train) >= 2:
+        return
+    for row in analysis.leaves:
+        if row.type.startswith("BatchNorm") and math.prod(row.output_shape[1:]) < 2:
+            fix = ("use a batch size of 2 or more" if batch_size < 2
+                   else "give at least 2 training images")
+            raise TrainingError(f"a batch of one image cannot train {row.name}: batch norm needs "
+                                f"two values per channel and its maps are 1x1; {fix}")
 
 
 def initialise(model: nn.Module, init: str, zero_init_last: bool) -> None:
@@ -327,6 +340,7 @@ class Trainer:
         placement = self.placement = placement_for(recipe.device, recipe.precision)
         device = placement.device
         require_memory_to_train(analysis, recipe.batch_size, device)
+        check_batch_norm_batch(analysis, recipe.batch_size, data.num_train)
         configure_backends(device)
         torch.manual_seed(recipe.seed)
         model = build_model(arch)
