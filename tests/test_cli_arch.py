@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -254,3 +256,24 @@ def test_a_name_with_a_control_character_is_refused(name, char, tmp_path, capsys
         assert line.startswith("resnet-gui: error: name: must be one line of printable text")
         assert char in line
     assert not (tmp_path / "net.py").exists()
+
+
+@pytest.mark.parametrize("kind", ["pipe", "device", "huge"])
+def test_an_arch_that_is_a_pipe_a_device_or_huge_is_refused_unread(kind, tmp_path, capsys):
+    # A pipe waited forever for a writer; /dev/zero and a huge file filled the memory.
+    if kind == "pipe":
+        path = tmp_path / "arch.json"
+        os.mkfifo(path)
+        expected = f"{path} is a device or pipe, not a file"
+    elif kind == "device":
+        path, expected = Path("/dev/zero"), "/dev/zero is a device or pipe, not a file"
+    else:
+        path = tmp_path / "arch.json"
+        with open(path, "wb") as handle:
+            handle.truncate(100 * 2**20)  # sparse: no disk used
+        expected = f"{path} is 100 MiB, far larger than any architecture file"
+    if not path.exists():
+        pytest.skip("no /dev/zero here")
+    assert main(["summary", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and one_error_line(err).startswith(f"resnet-gui: error: {expected}")

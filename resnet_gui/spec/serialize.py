@@ -11,6 +11,7 @@ import difflib
 import errno
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -34,6 +35,8 @@ SCHEMA = "resnet-gui/architecture"
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 SCHEMA_VERSION = 1
+# The largest architecture file read: real ones are a few kB, even 512-block stages a few MB.
+MAX_FILE_BYTES = 64 * 2**20
 
 _STEM_FIELDS = ("kind", "width", "kernel", "stride", "padding", "bias", "batch_norm", "max_pool")
 _SHORTCUT_FIELDS = ("kind", "batch_norm", "bias")
@@ -210,6 +213,16 @@ def loads(text: str, source: str = "architecture") -> Architecture:
 def load_file(path: str | os.PathLike) -> Architecture:
     path = Path(path)
     try:
+        info = path.stat()  # before opening: opening a pipe would wait for a writer
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(info.st_mode):
+            raise ArchitectureError(f"{path} is a device or pipe, not a file; choose a .json "
+                                    "file saved by resnet-gui")
+        if info.st_size > MAX_FILE_BYTES:
+            raise ArchitectureError(f"{path} is {info.st_size / 2**20:,.0f} MiB, far larger "
+                                    "than any architecture file; choose a .json file saved by "
+                                    "resnet-gui")
         raw = path.read_bytes()
     except FileNotFoundError:
         raise ArchitectureError(f"no file at {path}; check the path") from None
