@@ -9,15 +9,27 @@ from __future__ import annotations
 import argparse
 import sys
 from collections.abc import Sequence
+from typing import NoReturn
 
 from resnet_gui import __version__
-from resnet_gui.errors import UserError
+from resnet_gui.errors import UsageError, UserError
 
 SUBCOMMANDS = ("presets", "summary", "export", "train")
 
 
+class _Parser(argparse.ArgumentParser):
+    """argparse whose mistakes are one line like every other mistake (the usage is in --help);
+    subcommand parsers inherit the class."""
+
+    def error(self, message: str) -> NoReturn:
+        if message.endswith(": expected one argument"):
+            option = message.split()[1].rstrip(":")
+            message += f" (write a value that starts with '-' as {option}=VALUE)"
+        raise UsageError(f"{message}; see '{self.prog} --help'")
+
+
 def _subcommand_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="resnet-gui",
         description="Build, analyse, train and inspect residual networks. "
         "With no subcommand, opens the window (optionally with ARCH loaded).",
@@ -35,7 +47,7 @@ def _subcommand_parser() -> argparse.ArgumentParser:
 
 
 def _window_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(
+    parser = _Parser(
         prog="resnet-gui",
         description="Open the resnet-gui window. Subcommands: " + ", ".join(SUBCOMMANDS)
         + " (resnet-gui COMMAND --help).",

@@ -17,6 +17,12 @@ class UserError(Exception):
     exit_code = 1
 
 
+class UsageError(UserError):
+    """A command line that cannot be parsed: an unknown option, a missing or mistyped value."""
+
+    exit_code = 2
+
+
 class ArchitectureError(UserError, ValueError):
     """An architecture that cannot be built or analysed.
 

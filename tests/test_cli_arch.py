@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -135,6 +137,12 @@ BAD_FILES = {
     "empty stages": (with_change("stages", []), "stages: a network needs at least one stage"),
     "an import path as a kind": (with_change("stages.0.block", "os.system"),
                                  "unknown block kind 'os.system'"),
+    "a 5000-digit number": (with_change("stem.width", 0).replace('"width": 0', '"width": '
+                                                                  + "9" * 5000),
+                            "holds a number thousands of digits long"),
+    "an empty field name": (with_change("stem.", 1), "stem.'': unknown field; known fields"),
+    "a bad shared shortcut": (with_change("shortcut", {"kind": "conv"}),
+                              "shortcut.kind: unknown shortcut kind 'conv'"),
 }
 
 
@@ -190,3 +198,82 @@ def test_pt2_export_of_a_network_too_small_for_its_input_names_the_layer(tmp_pat
     assert code == 2
     assert one_error_line(capsys.readouterr().err).startswith("resnet-gui: error: conv1:")
     assert not (tmp_path / "net.pt2").exists()
+
+
+@pytest.mark.parametrize("args, expected", [
+    (["summary", "resnet18", "--input", "-1,28,28"],
+     "argument --input: expected one argument (write a value that starts with '-' as "
+     "--input=VALUE); see 'resnet-gui summary --help'"),
+    (["summary"], "the following arguments are required: ARCH; see 'resnet-gui summary --help'"),
+    (["export", "resnet18", "--format", "tar", "--out", "{tmp}/x.py"], "argument --format: "
+     "invalid choice: 'tar'"),
+    (["train", "fmnist-fast", "--epochs", "nan"],
+     "argument --epochs: invalid int value: 'nan'; see 'resnet-gui train --help'"),
+    (["train", "fmnist-fast", "--lr", "fast"], "argument --lr: invalid float value: 'fast'"),
+    (["--bogus"], "unrecognized arguments: --bogus; see 'resnet-gui --help'"),
+])
+def test_option_mistakes_are_one_line_without_the_usage(args, expected, tmp_path, capsys):
+    assert main([arg.format(tmp=tmp_path) for arg in args]) == 2
+    out, err = capsys.readouterr()
+    assert out == ""
+    assert expected in one_error_line(err)
+    assert list(tmp_path.iterdir()) == []
+
+
+def test_a_file_starting_with_a_utf8_byte_order_mark_is_read(tmp_path, capsys):
+    path = tmp_path / "arch.json"
+    path.write_bytes(b"\xef\xbb\xbf" + dumps(build_preset("resnet20")).encode())
+    assert main(["export", str(path), "--format", "json", "--out", "-"]) == 0
+    assert json.loads(capsys.readouterr().out) == GOOD
+
+
+def test_a_name_with_quotes_and_backslashes_exports_as_python_that_runs_nothing_else(
+        tmp_path, capsys):
+    import ast
+
+    name = 'net"""\\N{x} """; import os #\\'
+    path = tmp_path / "arch.json"
+    path.write_text(dumps(build_preset("resnet20").replace(name=name)))
+    code = tmp_path / "net.py"
+    assert main(["export", str(path), "--format", "py", "--out", str(code)]) == 0
+    module = ast.parse(code.read_text())
+    assert ast.get_docstring(module).startswith(f"{name}: a residual network")
+    assert not any(isinstance(node, ast.Import) and node.names[0].name == "os"
+                   for node in module.body)
+
+
+@pytest.mark.parametrize("name, char", [("two\nlines", "U+000A"), ("nul\x00", "U+0000"),
+                                        ("half \ud800 pair", "U+D800")])
+def test_a_name_with_a_control_character_is_refused(name, char, tmp_path, capsys):
+    path = tmp_path / "arch.json"
+    path.write_text(json.dumps({**GOOD, "name": name}))
+    for args in (["summary", str(path)],
+                 ["export", str(path), "--format", "py", "--out", str(tmp_path / "net.py")]):
+        assert main(args) == 2
+        out, err = capsys.readouterr()
+        assert out == ""
+        line = one_error_line(err)
+        assert line.startswith("resnet-gui: error: name: must be one line of printable text")
+        assert char in line
+    assert not (tmp_path / "net.py").exists()
+
+
+@pytest.mark.parametrize("kind", ["pipe", "device", "huge"])
+def test_an_arch_that_is_a_pipe_a_device_or_huge_is_refused_unread(kind, tmp_path, capsys):
+    # A pipe waited forever for a writer; /dev/zero and a huge file filled the memory.
+    if kind == "pipe":
+        path = tmp_path / "arch.json"
+        os.mkfifo(path)
+        expected = f"{path} is a device or pipe, not a file"
+    elif kind == "device":
+        path, expected = Path("/dev/zero"), "/dev/zero is a device or pipe, not a file"
+    else:
+        path = tmp_path / "arch.json"
+        with open(path, "wb") as handle:
+            handle.truncate(100 * 2**20)  # sparse: no disk used
+        expected = f"{path} is 100 MiB, far larger than any architecture file"
+    if not path.exists():
+        pytest.skip("no /dev/zero here")
+    assert main(["summary", str(path)]) == 2
+    out, err = capsys.readouterr()
+    assert out == "" and one_error_line(err).startswith(f"resnet-gui: error: {expected}")

@@ -166,3 +166,134 @@ def test_a_crop_padding_as_large_as_a_folders_images_is_refused(tmp_path, capsys
             Image.new("L", (9, 7), 10 * index).save(tmp_path / name / f"{index}.png")
     assert train("fmnist-fast", "--dataset", f"folder:{tmp_path}", "--crop-padding", "7") == 1
     assert "7-pixel side of the images, got 7" in one_error_line(capsys)
+
+
+@pytest.mark.parametrize("option, expected", [
+    # An empty path read the current folder as a dataset.
+    ("--dataset=folder:", "training setting 'dataset': folder: needs the path of an image "
+     "folder after it"),
+    # Only the network's input bound named it, as input_size.height.
+    ("--resize=5000", "training setting 'resize': must be at most 4096 pixels, got 5000"),
+    # torch.device() raised on them where a GPU is present.
+    ("--device=cuda:x", "training setting 'device': unknown device 'cuda:x'"),
+    ("--device=cuda:-1", "training setting 'device': unknown device 'cuda:-1'"),
+])
+def test_malformed_dataset_resize_and_device_values_are_refused(option, expected, data_dir,
+                                                                capsys):
+    assert train("fmnist-fast", "--data-dir", data_dir, option) == 1
+    line = one_error_line(capsys)
+    assert line.startswith(f"resnet-gui: error: {expected}"), line
+
+
+def image_folder(root, classes=("cats", "dogs"), count=3, size=(9, 7)):
+    from PIL import Image
+
+    for name in classes:
+        (root / name).mkdir(parents=True)
+        for index in range(count):
+            Image.new("L", size, 10 * index).save(root / name / f"{index}.png")
+    return root
+
+
+def make_unreadable(folder, monkeypatch):
+    """chmod 0, and where that does not bind (root), the same refusal from the OS calls."""
+    folder.chmod(0)
+    real_scandir, real_listdir = os.scandir, os.listdir
+
+    def guard(real):
+        def call(path="."):
+            if os.fspath(path) == os.fspath(folder):
+                raise PermissionError(13, "Permission denied", os.fspath(path))
+            return real(path)
+        return call
+
+    monkeypatch.setattr(os, "scandir", guard(real_scandir))
+    monkeypatch.setattr(os, "listdir", guard(real_listdir))
+
+
+@pytest.mark.parametrize("where", ["root", "class"])
+def test_an_unreadable_image_folder_is_named_not_skipped(where, tmp_path, monkeypatch, capsys):
+    root = image_folder(tmp_path / "pets")
+    folder = root if where == "root" else root / "cats"
+    make_unreadable(folder, monkeypatch)
+    try:
+        assert train("fmnist-fast", "--dataset", f"folder:{root}") == 1
+    finally:
+        folder.chmod(0o755)
+    assert one_error_line(capsys) == (
+        f"resnet-gui: error: cannot read the folder {folder} (Permission denied); check that "
+        "it and the folders in it are readable")
+
+
+def test_an_image_beyond_pils_pixel_limit_is_one_line(tmp_path, monkeypatch, capsys):
+    from PIL import Image
+
+    root = image_folder(tmp_path / "pets")
+    Image.new("L", (40, 40)).save(root / "dogs" / "huge.png")
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 400)  # 1600 pixels: over twice the limit
+    assert train("fmnist-fast", "--dataset", f"folder:{root}") == 1
+    line = one_error_line(capsys)
+    assert line.startswith(f"resnet-gui: error: cannot read image {root / 'dogs' / 'huge.png'} "
+                           "(Image size (1600 pixels) exceeds limit")
+    assert line.endswith("; remove or replace it")
+
+
+def test_a_folder_dataset_that_is_a_file_says_so(tmp_path, capsys):
+    (tmp_path / "pets.zip").write_bytes(b"PK")
+    assert train("fmnist-fast", "--dataset", f"folder:{tmp_path / 'pets.zip'}") == 1
+    assert f"image folder {tmp_path / 'pets.zip'} is a file, not a folder" in one_error_line(capsys)
+
+
+@pytest.fixture(scope="module")
+def saved_checkpoint(data_dir, tmp_path_factory):
+    path = tmp_path_factory.mktemp("saved") / "run.pt"
+    assert train("fmnist-fast", "--data-dir", data_dir, "--batch-size", "32", "--epochs", "2",
+                 "--limit-test", "10", "--max-steps", "1", "--checkpoint", path) == 0
+    return path
+
+
+def _wider(architecture: str) -> str:
+    data = json.loads(architecture)
+    data["stages"][0]["width"] *= 2
+    return json.dumps(data)
+
+
+@pytest.mark.parametrize("change, problem", [
+    (lambda saved: saved.pop("step"), "is damaged: its training state cannot be restored "
+     "(KeyError)"),
+    (lambda saved: saved.update(step=-5), "(ValueError)"),
+    (lambda saved: saved.update(model={"conv1.weight": 5}), "(RuntimeError)"),
+    (lambda saved: saved.update(optimizer={"state": {}}), "(KeyError)"),
+    # Weights that do not fit the checkpoint's own architecture.
+    (lambda saved: saved.update(architecture=_wider(saved["architecture"])), "(RuntimeError)"),
+    (lambda saved: saved.update(version="1"), "is damaged: its version is '1', not a whole "
+     "number"),
+])
+def test_a_damaged_checkpoint_is_one_line_and_left_as_it_was(change, problem, saved_checkpoint,
+                                                           data_dir, tmp_path, capsys):
+    import torch
+
+    saved = torch.load(saved_checkpoint, weights_only=True)
+    change(saved)
+    path = tmp_path / "run.pt"
+    torch.save(saved, path)
+    before = path.read_bytes()
+    capsys.readouterr()
+    assert train("--resume", path, "--data-dir", data_dir) == 1
+    line = one_error_line(capsys)
+    assert line.startswith(f"resnet-gui: error: {path} is damaged") and problem in line, line
+    assert line.endswith("; start a new run")
+    assert path.read_bytes() == before and os.listdir(tmp_path) == ["run.pt"]
+
+
+@pytest.mark.parametrize("option, fix", [("--batch-size=1", "use a batch size of 2 or more"),
+                                         ("--limit-train=1", "give at least 2 training images")])
+def test_a_batch_of_one_image_with_batch_norm_on_1x1_maps_is_refused(option, fix, data_dir,
+                                                                     tmp_path, capsys):
+    # resnet18 takes 28x28 images down to 1x1 in layer4; PyTorch raised a ValueError mid-step.
+    assert train("resnet18", "--data-dir", data_dir, option, "--max-steps", "1",
+                 "--checkpoint", tmp_path / "run.pt") == 1
+    assert one_error_line(capsys) == (
+        "resnet-gui: error: a batch of one image cannot train layer4.0.bn1: batch norm needs "
+        f"two values per channel and its maps are 1x1; {fix}")
+    assert list(tmp_path.iterdir()) == []

@@ -75,6 +75,13 @@ def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
     write_checkpoint_bytes(path, buffer.getvalue())
 
 
+def damaged(path: str | os.PathLike, problem: str) -> CheckpointError:
+    """``path`` ``problem`` (for example "is damaged (EOFError)"), and what to do instead."""
+    previous = previous_path(path)
+    hint = f"try the previous one, {previous}" if previous.is_file() else "start a new run"
+    return CheckpointError(f"{path} {problem}; {hint}")
+
+
 def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     """A checkpoint's dict, read with ``weights_only=True`` onto the CPU."""
     path = Path(path)
@@ -84,15 +91,15 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as error:  # torch raises several types for a damaged or foreign file
-        previous = previous_path(path)
-        hint = (f"try the previous one, {previous}" if previous.is_file()
-                else "start a new run")
-        raise CheckpointError(f"{path} is damaged or not a resnet-gui checkpoint "
-                              f"({type(error).__name__}); {hint}") from None
+        raise damaged(path, f"is damaged or not a resnet-gui checkpoint "
+                      f"({type(error).__name__})") from None
     if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
         raise CheckpointError(f"{path} is not a resnet-gui checkpoint; give a file written by "
                               "resnet-gui train --checkpoint")
-    if int(checkpoint.get("version", 0)) > VERSION:
+    version = checkpoint.get("version", 0)
+    if isinstance(version, bool) or not isinstance(version, int):
+        raise damaged(path, f"is damaged: its version is {version!r}, not a whole number")
+    if version > VERSION:
         raise CheckpointError(f"{path} was written by a newer resnet-gui (checkpoint version "
                               f"{checkpoint['version']}); update resnet-gui to read it")
     return checkpoint

@@ -20,6 +20,7 @@ import os
 import socket
 import struct
 import sys
+import warnings
 import zlib
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -405,18 +406,52 @@ def _load_cifar10(recipe: Recipe, download: bool) -> DataBundle:
 _GREY_MODES = {"1", "L", "LA", "I", "I;16", "F", "P;L"}
 
 
+def _unreadable(folder: str | os.PathLike, error: OSError) -> DataError:
+    return DataError(f"cannot read the folder {folder} ({error.strerror or error}); check that "
+                     "it and the folders in it are readable")
+
+
 def _class_folders(root: Path) -> list[Path]:
-    return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    try:
+        return sorted(p for p in root.iterdir() if p.is_dir() and not p.name.startswith("."))
+    except OSError as error:
+        raise _unreadable(root, error) from None
+
+
+def _files_under(folder: Path) -> list[Path]:
+    """Every file below ``folder``, without entering linked folders; an unreadable folder is
+    a DataError (``Path.rglob`` skips it silently, losing a class's images)."""
+    def refuse(error: OSError) -> None:
+        raise _unreadable(error.filename, error)
+
+    return [Path(parent) / name for parent, _, names in os.walk(folder, onerror=refuse)
+            for name in names]
 
 
 def _scan(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
     classes = [p.name for p in _class_folders(root)]
     samples = []
     for index, name in enumerate(classes):
-        for path in sorted((root / name).rglob("*")):
+        for path in sorted(_files_under(root / name)):
             if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
                 samples.append((path, index))
     return classes, samples
+
+
+@contextlib.contextmanager
+def _open_image(path: Path):
+    """The image at ``path`` opened with PIL; failing to read it, there or in the ``with``
+    block, is one DataError naming the file."""
+    from PIL import Image
+
+    try:
+        with warnings.catch_warnings():
+            # Large but within PIL's limit: it is read (and resized) like any other.
+            warnings.simplefilter("ignore", Image.DecompressionBombWarning)
+            with Image.open(path) as image:
+                yield image
+    except (OSError, ValueError, Image.DecompressionBombError) as error:
+        raise DataError(f"cannot read image {path} ({error}); remove or replace it") from None
 
 
 def _read_images(samples: list[tuple[Path, int]], size: tuple[int, int], grey: bool,
@@ -427,14 +462,11 @@ def _read_images(samples: list[tuple[Path, int]], size: tuple[int, int], grey: b
     images = np.empty((len(samples), channels, size[0], size[1]), np.uint8)
     labels = np.empty(len(samples), np.int64)
     for position, (path, label) in enumerate(samples):
-        try:
-            with Image.open(path) as image:
-                image = image.convert("L" if grey else "RGB")
-                if image.size != (size[1], size[0]):
-                    image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-                array = np.asarray(image, dtype=np.uint8)
-        except (OSError, ValueError) as error:
-            raise DataError(f"cannot read image {path} ({error}); remove or replace it") from None
+        with _open_image(path) as image:
+            image = image.convert("L" if grey else "RGB")
+            if image.size != (size[1], size[0]):
+                image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+            array = np.asarray(image, dtype=np.uint8)
         images[position] = array[None] if grey else array.transpose(2, 0, 1)
         labels[position] = label
     return images, labels
@@ -442,17 +474,12 @@ def _read_images(samples: list[tuple[Path, int]], size: tuple[int, int], grey: b
 
 def _image_properties(samples: list[tuple[Path, int]]) -> tuple[tuple[int, int], bool]:
     """The most common (H, W) and whether every image is greyscale (headers only)."""
-    from PIL import Image
-
     sizes: Counter = Counter()
     grey = True
     for path, _ in samples:
-        try:
-            with Image.open(path) as image:
-                sizes[(image.size[1], image.size[0])] += 1
-                grey = grey and image.mode in _GREY_MODES
-        except (OSError, ValueError) as error:
-            raise DataError(f"cannot read image {path} ({error}); remove or replace it") from None
+        with _open_image(path) as image:
+            sizes[(image.size[1], image.size[0])] += 1
+            grey = grey and image.mode in _GREY_MODES
     return sizes.most_common(1)[0][0], grey
 
 
@@ -460,7 +487,8 @@ def _load_folder(path_text: str, recipe: Recipe) -> DataBundle:
     root = Path(path_text).expanduser()
     layout = f"arrange it as {root}/<class name>/<image files> (optionally inside train/ and test/)"
     if not root.is_dir():
-        raise DataError(f"image folder {root} does not exist; {layout}")
+        problem = "is a file, not a folder" if root.exists() else "does not exist"
+        raise DataError(f"image folder {root} {problem}; {layout}")
     train_root, test_root = root / "train", next(
         (root / name for name in ("test", "val") if (root / name).is_dir()), None)
     if train_root.is_dir() and test_root is not None:

@@ -264,6 +264,12 @@ def _stem_lines(arch: Architecture) -> list[str]:
     return lines
 
 
+def _docstring_text(text: str) -> str:
+    """``text`` for inside a triple-quoted docstring: quotes and backslashes cannot end it or
+    start an escape (validation has already refused control characters)."""
+    return text.replace("\\", "\\\\").replace('"', '\\"')
+
+
 def to_python_source(arch: Architecture) -> str:
     """A readable, standalone PyTorch file whose ``build_model()`` matches our state dict."""
     validate(arch)
@@ -275,8 +281,8 @@ def to_python_source(arch: Architecture) -> str:
 
     parts = [
         _HEADER.format(
-            title=f"{arch.name}: a residual network with {arch.num_blocks} blocks in "
-            f"{len(arch.stages)} stages",
+            title=f"{_docstring_text(arch.name)}: a residual network with "
+            f"{arch.num_blocks} blocks in {len(arch.stages)} stages",
             input_text=f"{arch.in_channels}x{arch.input_size[0]}x{arch.input_size[1]}",
             classes=arch.num_classes,
             preact_ref=(

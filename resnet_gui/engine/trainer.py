@@ -24,10 +24,11 @@ import numpy as np
 import torch
 from torch import nn
 
-from resnet_gui.engine.analysis import analyse
+from resnet_gui.engine.analysis import Analysis, analyse
 from resnet_gui.engine.checkpoint import (
     architecture_differences,
     checkpoint_architecture,
+    damaged,
     load_checkpoint,
     mismatch_message,
     save_checkpoint,
@@ -97,6 +98,19 @@ def fit_architecture(arch: Architecture, data: DataBundle, recipe: Recipe) -> Ar
     if tuple(arch.input_size) != tuple(size):
         changes["input_size"] = tuple(size)
     return arch.replace(**changes) if changes else arch
+
+
+def check_batch_norm_batch(analysis: Analysis, batch_size: int, num_train: int) -> None:
+    """Batch norm trains on at least two values per channel: a batch of one image fails at
+    the first batch-norm layer whose maps are 1x1 (PyTorch raises mid-step)."""
+    if min(batch_size, num_train) >= 2:
+        return
+    for row in analysis.leaves:
+        if row.type.startswith("BatchNorm") and math.prod(row.output_shape[1:]) < 2:
+            fix = ("use a batch size of 2 or more" if batch_size < 2
+                   else "give at least 2 training images")
+            raise TrainingError(f"a batch of one image cannot train {row.name}: batch norm needs "
+                                f"two values per channel and its maps are 1x1; {fix}")
 
 
 def initialise(model: nn.Module, init: str, zero_init_last: bool) -> None:
@@ -326,6 +340,7 @@ class Trainer:
         placement = self.placement = placement_for(recipe.device, recipe.precision)
         device = placement.device
         require_memory_to_train(analysis, recipe.batch_size, device)
+        check_batch_norm_batch(analysis, recipe.batch_size, data.num_train)
         configure_backends(device)
         torch.manual_seed(recipe.seed)
         model = build_model(arch)
@@ -350,25 +365,34 @@ class Trainer:
         last_test_accuracy = float("nan")
         last_train = (float("nan"), float("nan"))
         if checkpoint is not None:
-            model.load_state_dict(checkpoint["model"])
-            optimizer.load_state_dict(checkpoint["optimizer"])
-            if checkpoint.get("scaler"):
-                scaler.load_state_dict(checkpoint["scaler"])
-            epoch, position = int(checkpoint["epoch"]), int(checkpoint["position"])
-            batch_in_epoch, step = int(checkpoint["batch_in_epoch"]), int(checkpoint["step"])
-            batch_size = int(checkpoint.get("batch_size", batch_size))
-            saved_order = checkpoint.get("data_order")
-            order = saved_order if isinstance(saved_order, torch.Tensor) else None
-            sums = checkpoint.get("epoch_sums") or {}
-            if sums:
-                epoch_sums.loss += sums["loss"].to(device)
-                epoch_sums.correct += sums["correct"].to(device)
-                epoch_sums.seen = int(sums["seen"])
-            last_test_accuracy = float(checkpoint.get("last_test_accuracy", float("nan")))
-            torch.set_rng_state(checkpoint["rng"]["torch"])
-            cuda_states = checkpoint["rng"].get("cuda") or []
-            if device.type == "cuda" and len(cuda_states) == torch.cuda.device_count():
-                torch.cuda.set_rng_state_all(cuda_states)
+            try:
+                model.load_state_dict(checkpoint["model"])
+                optimizer.load_state_dict(checkpoint["optimizer"])
+                if checkpoint.get("scaler"):
+                    scaler.load_state_dict(checkpoint["scaler"])
+                epoch, position = int(checkpoint["epoch"]), int(checkpoint["position"])
+                batch_in_epoch, step = int(checkpoint["batch_in_epoch"]), int(checkpoint["step"])
+                batch_size = int(checkpoint.get("batch_size", batch_size))
+                if min(epoch, position, batch_in_epoch, step, batch_size - 1) < 0:
+                    raise ValueError("a negative position")
+                saved_order = checkpoint.get("data_order")
+                order = saved_order if isinstance(saved_order, torch.Tensor) else None
+                sums = checkpoint.get("epoch_sums") or {}
+                if sums:
+                    epoch_sums.loss += sums["loss"].to(device)
+                    epoch_sums.correct += sums["correct"].to(device)
+                    epoch_sums.seen = int(sums["seen"])
+                last_test_accuracy = float(checkpoint.get("last_test_accuracy", float("nan")))
+                torch.set_rng_state(checkpoint["rng"]["torch"])
+                cuda_states = checkpoint["rng"].get("cuda") or []
+                if device.type == "cuda" and len(cuda_states) == torch.cuda.device_count():
+                    torch.cuda.set_rng_state_all(cuda_states)
+            except torch.cuda.OutOfMemoryError:
+                raise
+            except (KeyError, TypeError, ValueError, AttributeError, IndexError,
+                    RuntimeError) as error:  # a damaged file, or one written by hand
+                raise damaged(self.resume_from, "is damaged: its training state cannot be "
+                              f"restored ({type(error).__name__})") from None
         train_model = torch.compile(model) if recipe.compile else model
         compiled_steps = 0
         graphed_batch = None  # the batch shape whose forward and backward replay a CUDA graph

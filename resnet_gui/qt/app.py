@@ -71,7 +71,7 @@ def save_screenshot(window, path: str | os.PathLike) -> None:
 
 def run_app(arch: str | None = None, screenshot: str | None = None) -> int:
     """Open the window (or, with ``screenshot``, render it offscreen, write a PNG, exit 0)."""
-    if screenshot:
+    if screenshot is not None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         if Path(screenshot).suffix.lower() != ".png":
             raise UserError(f"--screenshot writes a PNG; name the file .png, not {screenshot!r}")
@@ -80,12 +80,12 @@ def run_app(arch: str | None = None, screenshot: str | None = None) -> int:
 
         resolve_architecture(arch)
     app = _application()
-    if screenshot:
+    if screenshot is not None:
         from resnet_gui.qt.analysis_worker import WorkerProcess
 
         WorkerProcess.enabled = False  # one analysis, then exit: a thread will do
     window = create_main_window(arch)
-    if screenshot:
+    if screenshot is not None:
         # A fixed window for the picture, whatever geometry the user's settings remember.
         window.setGeometry(0, 0, *SCREENSHOT_SIZE)
         save_screenshot(window, screenshot)

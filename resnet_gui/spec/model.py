@@ -11,6 +11,7 @@ names they already know.
 from __future__ import annotations
 
 import dataclasses
+import unicodedata
 from dataclasses import dataclass, field
 
 from resnet_gui.errors import ArchitectureError
@@ -179,6 +180,12 @@ def _check_kind(value, allowed: tuple[str, ...], path: str, what: str) -> None:
         )
 
 
+def validate_shortcut(shortcut: Shortcut, path: str) -> None:
+    _check_kind(shortcut.kind, SHORTCUT_KINDS, f"{path}.kind", "shortcut kind")
+    _check_bool(shortcut.batch_norm, f"{path}.batch_norm")
+    _check_bool(shortcut.bias, f"{path}.bias")
+
+
 def validate(arch: Architecture) -> Architecture:
     """Raise :class:`ArchitectureError` naming the first bad field; return ``arch`` if sound.
 
@@ -217,10 +224,7 @@ def validate(arch: Architecture) -> Architecture:
         _check_int(stage.width, f"{path}.width", 1, MAX_WIDTH)
         _check_int(stage.stride, f"{path}.stride", 1, MAX_STRIDE)
         _check_bool(stage.conv_bias, f"{path}.conv_bias")
-        shortcut = stage.shortcut
-        _check_kind(shortcut.kind, SHORTCUT_KINDS, f"{path}.shortcut.kind", "shortcut kind")
-        _check_bool(shortcut.batch_norm, f"{path}.shortcut.batch_norm")
-        _check_bool(shortcut.bias, f"{path}.shortcut.bias")
+        validate_shortcut(stage.shortcut, f"{path}.shortcut")
 
     # Channel arithmetic only once every kind is known to be valid.
     for i, (stage, channels) in enumerate(zip(arch.stages, stage_in_channels(arch))):
@@ -244,4 +248,9 @@ def validate(arch: Architecture) -> Architecture:
         raise ArchitectureError(f"must be a number in [0, 1), got {dropout!r}", "head.dropout")
     if not isinstance(arch.name, str):
         raise ArchitectureError(f"must be text, got {arch.name!r}", "name")
+    # Control characters (a line break, NUL) and lone surrogates cannot be printed or saved.
+    bad = next((ch for ch in arch.name if unicodedata.category(ch) in ("Cc", "Cs")), None)
+    if bad is not None:
+        raise ArchitectureError(f"must be one line of printable text, but holds the control "
+                                f"character U+{ord(bad):04X}; rename the network", "name")
     return arch

@@ -8,11 +8,13 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from dataclasses import dataclass
 from typing import Any
 
 from resnet_gui.errors import UserError
 from resnet_gui.spec.datasets import DATASET_KEYS, FOLDER_PREFIX, dataset_for
+from resnet_gui.spec.model import MAX_INPUT_SIZE
 
 DATASETS = DATASET_KEYS  # plus "folder:PATH"
 OPTIMIZERS = ("sgd", "adamw")
@@ -152,6 +154,9 @@ def validate_recipe(recipe: Recipe) -> Recipe:
     ):
         fail("dataset", f"unknown dataset {recipe.dataset!r}; use one of "
              f"{', '.join(DATASETS)} or {FOLDER_PREFIX}PATH")
+    if recipe.dataset.strip() == FOLDER_PREFIX:
+        fail("dataset", f"{FOLDER_PREFIX} needs the path of an image folder after it, such "
+             f"as {FOLDER_PREFIX}~/flowers")
     positive_int("epochs", recipe.epochs)
     positive_int("batch_size", recipe.batch_size)
     number("lr", recipe.lr, 0.0)
@@ -173,10 +178,13 @@ def validate_recipe(recipe: Recipe) -> Recipe:
         if value not in allowed:
             fail(name, f"unknown value {value!r}; use one of {', '.join(allowed)}")
     if not isinstance(recipe.device, str) or not (
-        recipe.device in DEVICES or recipe.device.startswith("cuda:")
+        recipe.device in DEVICES or re.fullmatch(r"cuda:[0-9]+", recipe.device)
     ):
-        fail("device", f"unknown device {recipe.device!r}; use one of {', '.join(DEVICES)}")
+        fail("device", f"unknown device {recipe.device!r}; use one of {', '.join(DEVICES)} "
+             "or cuda:N (N = 0, 1, ...)")
     positive_int("resize", recipe.resize, allow_none=True)
+    if recipe.resize is not None and recipe.resize > MAX_INPUT_SIZE:
+        fail("resize", f"must be at most {MAX_INPUT_SIZE} pixels, got {recipe.resize}")
     if recipe.crop_padding is not None and (
         isinstance(recipe.crop_padding, bool) or not isinstance(recipe.crop_padding, int)
         or recipe.crop_padding < 0

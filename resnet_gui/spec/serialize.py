@@ -11,6 +11,7 @@ import difflib
 import errno
 import json
 import os
+import stat
 import tempfile
 from collections.abc import Callable
 from pathlib import Path
@@ -25,6 +26,7 @@ from resnet_gui.spec.model import (
     Stage,
     Stem,
     validate,
+    validate_shortcut,
 )
 
 SCHEMA = "resnet-gui/architecture"
@@ -33,6 +35,8 @@ SCHEMA = "resnet-gui/architecture"
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 SCHEMA_VERSION = 1
+# The largest architecture file read: real ones are a few kB, even 512-block stages a few MB.
+MAX_FILE_BYTES = 64 * 2**20
 
 _STEM_FIELDS = ("kind", "width", "kernel", "stride", "padding", "bias", "batch_norm", "max_pool")
 _SHORTCUT_FIELDS = ("kind", "batch_norm", "bias")
@@ -88,8 +92,8 @@ def _check_fields(data: Any, allowed: tuple[str, ...], path: str) -> dict:
         if key not in allowed:
             close = difflib.get_close_matches(str(key), allowed, n=1)
             hint = f"; did you mean {close[0]!r}?" if close else f"; known fields: {', '.join(allowed)}"
-            where = f"{path}.{key}" if path else str(key)
-            raise ArchitectureError(f"unknown field{hint}", where)
+            name = str(key) or "''"
+            raise ArchitectureError(f"unknown field{hint}", f"{path}.{name}" if path else name)
     return data
 
 
@@ -161,6 +165,7 @@ def from_dict(data: Any) -> Architecture:
     default_shortcut = Shortcut()
     if "shortcut" in data:
         default_shortcut = _pick(data["shortcut"], Shortcut, _SHORTCUT_FIELDS, "shortcut")
+        validate_shortcut(default_shortcut, "shortcut")  # even where every stage has its own
     stages_data = data["stages"]
     if not isinstance(stages_data, list):
         raise ArchitectureError(f"must be a list of stages, got {type(stages_data).__name__}", "stages")
@@ -197,12 +202,27 @@ def loads(text: str, source: str = "architecture") -> Architecture:
             f"{source} nests its values too deeply to be an architecture; "
             "save one from the app or with 'resnet-gui export PRESET --format json'"
         ) from None
+    except ValueError:  # an integer of more digits than Python converts (4300)
+        raise ArchitectureError(
+            f"{source} holds a number thousands of digits long, far beyond any architecture "
+            "setting; fix the file or save it again from the app"
+        ) from None
     return from_dict(data)
 
 
 def load_file(path: str | os.PathLike) -> Architecture:
     path = Path(path)
     try:
+        info = path.stat()  # before opening: opening a pipe would wait for a writer
+        if stat.S_ISDIR(info.st_mode):
+            raise IsADirectoryError
+        if not stat.S_ISREG(info.st_mode):
+            raise ArchitectureError(f"{path} is a device or pipe, not a file; choose a .json "
+                                    "file saved by resnet-gui")
+        if info.st_size > MAX_FILE_BYTES:
+            raise ArchitectureError(f"{path} is {info.st_size / 2**20:,.0f} MiB, far larger "
+                                    "than any architecture file; choose a .json file saved by "
+                                    "resnet-gui")
         raw = path.read_bytes()
     except FileNotFoundError:
         raise ArchitectureError(f"no file at {path}; check the path") from None
@@ -211,7 +231,7 @@ def load_file(path: str | os.PathLike) -> Architecture:
     except OSError as error:
         raise ArchitectureError(f"cannot read {path}: {error.strerror}") from None
     try:
-        text = raw.decode("utf-8")
+        text = raw.decode("utf-8-sig")  # some editors start UTF-8 files with a BOM
     except UnicodeDecodeError:
         raise ArchitectureError(
             f"{path} is not a text file; choose a .json architecture saved by resnet-gui"

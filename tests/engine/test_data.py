@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import gzip
 import struct
+import warnings
 
 import numpy as np
 import pytest
@@ -295,3 +296,17 @@ def test_real_fashion_mnist_loads_from_the_shared_folder():
     full = load_data(Recipe(data_dir=str(SHARED_DATA)))
     assert (full.num_train, full.num_test) == (60000, 10000)
     assert full.mean[0] == pytest.approx(0.2860, abs=1e-3)
+
+
+def test_an_image_within_pils_pixel_limit_loads_without_a_warning(tmp_path, monkeypatch):
+    from PIL import Image
+
+    for name in ("a", "b"):
+        for index in range(3):
+            _write_png(tmp_path / name / f"{index}.png", 3)
+    _write_png(tmp_path / "a" / "large.png", 3, size=(30, 20))
+    monkeypatch.setattr(Image, "MAX_IMAGE_PIXELS", 400)  # 600 pixels: PIL warns, under 2x
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        bundle = load_data(Recipe(dataset=f"folder:{tmp_path}"))
+    assert bundle.num_train + bundle.num_test == 7

@@ -62,3 +62,13 @@ def test_a_bad_architecture_name_is_one_line_and_exit_2(tmp_path):
     assert done.returncode == 2
     assert done.stderr.strip().count("\n") == 0 and "did you mean 'resnet50'" in done.stderr
     assert not (tmp_path / "x.png").exists()
+
+
+def test_an_empty_screenshot_name_is_refused_not_a_window_that_never_closes():
+    done = subprocess.run(
+        [sys.executable, "-m", "resnet_gui", "fmnist-fast", "--screenshot", ""],
+        cwd=REPO, env=dict(os.environ, QT_QPA_PLATFORM="offscreen"), capture_output=True,
+        text=True, timeout=60)
+    assert done.returncode == 1
+    assert done.stderr == ("resnet-gui: error: --screenshot writes a PNG; name the file .png, "
+                           "not ''\n")
