@@ -48,3 +48,13 @@ def test_out_naming_a_folder_is_refused(tmp_path, capsys):
         f"resnet-gui: error: --out {tmp_path} is a folder; give a file path such as "
         f"{tmp_path / 'resnet20.json'}")
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_write_protected_file_is_not_replaced(tmp_path, capsys):
+    target = tmp_path / "net.py"
+    target.write_text("keep me")
+    target.chmod(0o444)
+    assert main(["export", "resnet20", "--format", "py", "--out", str(target)]) == 1
+    assert one_error_line(capsys) == (f"resnet-gui: error: {target} is read-only; make it "
+                                      "writable or choose another name")
+    assert target.read_text() == "keep me" and list(tmp_path.iterdir()) == [target]

@@ -114,6 +114,26 @@ def test_a_checkpoint_path_that_is_a_folder_is_refused(tmp_path, data_dir, capsy
     assert "--checkpoint" in one_error_line(capsys) and not (tmp_path / "new").exists()
 
 
+def test_a_checkpoint_under_a_file_or_in_a_locked_folder_is_refused_before_training(
+        tmp_path, data_dir, capsys, monkeypatch):
+    blocker = tmp_path / "notes.txt"
+    blocker.write_text("a file where a folder would go")
+    assert train("fmnist-fast", "--data-dir", data_dir, "--checkpoint",
+                 blocker / "runs" / "model.pt", "--max-steps", 1) == 1
+    assert one_error_line(capsys) == (
+        f"resnet-gui: error: --checkpoint {blocker / 'runs' / 'model.pt'}: {blocker} is a "
+        "file, not a folder; choose another path")
+    # A folder this user cannot write in (faked: tests may run as root, who can write anywhere).
+    locked = tmp_path / "locked"
+    locked.mkdir()
+    real_access = os.access
+    monkeypatch.setattr(os, "access", lambda path, mode, **kw: False if str(path) == str(locked)
+                        else real_access(path, mode, **kw))
+    assert train("fmnist-fast", "--data-dir", data_dir, "--log", locked / "run.jsonl") == 1
+    assert f"cannot write in {locked}" in one_error_line(capsys)
+    assert list(locked.iterdir()) == []
+
+
 def test_a_log_path_that_is_a_folder_is_refused(tmp_path, data_dir, capsys):
     assert train("fmnist-fast", "--data-dir", data_dir, "--log", tmp_path) == 1
     assert f"--log {tmp_path} is a folder" in one_error_line(capsys)

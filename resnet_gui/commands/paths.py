@@ -18,6 +18,17 @@ def file_to_write(option: str, path: str, example: str) -> str:
     if _names_a_folder(path):
         raise UserError(f"{option} {path} is a folder; give a file path such as "
                         f"{Path(path) / example}")
+    # The folder it goes in (created when missing): caught now rather than at the first save,
+    # after a run has trained for an epoch.
+    folder = Path(path).absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise UserError(f"{option} {path}: {folder} is a file, not a folder; choose another "
+                        "path")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise UserError(f"{option} {path}: cannot write in {folder}; choose a folder you can "
+                        "write to")
     return path
 
 

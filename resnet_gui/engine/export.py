@@ -380,8 +380,10 @@ if __name__ == "__main__":
 
 def _example_input(arch: Architecture, model: nn.Module) -> torch.Tensor:
     # A batch of 2: torch.export specialises a batch of 1 to a constant.
+    from resnet_gui.engine.memory import EXPORT_EXAMPLE_BATCH
+
     device = next(model.parameters()).device
-    return torch.randn(2, arch.in_channels, *arch.input_size, device=device)
+    return torch.randn(EXPORT_EXAMPLE_BATCH, arch.in_channels, *arch.input_size, device=device)
 
 
 def _require(*packages: str, purpose: str) -> None:

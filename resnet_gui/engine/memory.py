@@ -21,6 +21,8 @@ FLOAT32 = 4
 TRAINING_COPIES_PER_PARAMETER = 4
 # Exporting holds the weights plus the traced program's copy of them.
 EXPORT_COPIES_PER_PARAMETER = 2
+# The exporters trace the network on a batch of two (torch.export pins a batch of one).
+EXPORT_EXAMPLE_BATCH = 2
 # The backward pass keeps (about) every layer's output; the gradients flowing back come and
 # go, so one copy keeps the estimate a floor: we refuse only what surely cannot fit.
 ACTIVATION_COPIES = 1
@@ -64,7 +66,9 @@ def bytes_to_train(analysis: Analysis, batch_size: int) -> int:
 
 
 def bytes_to_export(analysis: Analysis) -> int:
-    return analysis.total_params * FLOAT32 * EXPORT_COPIES_PER_PARAMETER
+    """Weights twice over, and the layer outputs of the example batch traced through them."""
+    return (analysis.total_params * FLOAT32 * EXPORT_COPIES_PER_PARAMETER
+            + analysis.activation_bytes * EXPORT_EXAMPLE_BATCH)
 
 
 def bytes_to_run(analysis: Analysis) -> int:

@@ -128,17 +128,26 @@ def get_recipe(name: str) -> Recipe:
                         ) from None
 
 
+# Far beyond any useful run, yet small enough that a typo (an extra zero or three) is caught
+# before it becomes a plan of centuries or a batch no memory holds.
+MAX_EPOCHS = 100_000
+MAX_BATCH_SIZE = 1 << 20
+
+
 def validate_recipe(recipe: Recipe) -> Recipe:
     """Raise :class:`UserError` naming the first bad setting."""
 
     def fail(name: str, message: str) -> None:
         raise UserError(f"training setting '{name}': {message}")
 
-    def positive_int(name: str, value: Any, allow_none: bool = False) -> None:
+    def positive_int(name: str, value: Any, allow_none: bool = False,
+                     most: int | None = None) -> None:
         if value is None and allow_none:
             return
         if isinstance(value, bool) or not isinstance(value, int) or value < 1:
             fail(name, f"must be a whole number >= 1, got {value!r}")
+        if most is not None and value > most:
+            fail(name, f"must be at most {most:,}, got {value:,}")
 
     def number(name: str, value: Any, low: float, high: float | None = None) -> None:
         if isinstance(value, bool) or not isinstance(value, (int, float)):
@@ -157,8 +166,8 @@ def validate_recipe(recipe: Recipe) -> Recipe:
     if recipe.dataset.strip() == FOLDER_PREFIX:
         fail("dataset", f"{FOLDER_PREFIX} needs the path of an image folder after it, such "
              f"as {FOLDER_PREFIX}~/flowers")
-    positive_int("epochs", recipe.epochs)
-    positive_int("batch_size", recipe.batch_size)
+    positive_int("epochs", recipe.epochs, most=MAX_EPOCHS)
+    positive_int("batch_size", recipe.batch_size, most=MAX_BATCH_SIZE)
     number("lr", recipe.lr, 0.0)
     if recipe.lr <= 0:
         fail("lr", f"must be > 0, got {recipe.lr}")

@@ -33,6 +33,14 @@ def test_a_network_that_cannot_fit_is_refused_with_its_size(tmp_path, monkeypatc
     assert list(tmp_path.iterdir()) == []
 
 
+def test_an_export_whose_example_batch_cannot_fit_is_refused(tmp_path, monkeypatch):
+    monkeypatch.setattr(memory, "physical_memory_bytes", lambda: 8 << 30)
+    few_weights_huge_maps = TINY.replace(input_size=(4096, 4096))
+    with pytest.raises(ArchitectureError, match="to export it with weights"):
+        export(few_weights_huge_maps, "pt2", tmp_path / "big.pt2")
+    assert list(tmp_path.iterdir()) == []
+
+
 def test_the_trainer_refuses_a_network_too_large_before_building_it(monkeypatch):
     monkeypatch.setattr(memory, "physical_memory_bytes", lambda: 8 << 30)
     built = []

@@ -38,3 +38,10 @@ def test_crop_padding_must_be_smaller_than_the_stored_images():
     with pytest.raises(UserError, match="smaller than the 28-pixel side .* 4 \\(an eighth"):
         validate_recipe(Recipe(crop_padding=28, resize=96))
     assert validate_recipe(Recipe(dataset="folder:/x", crop_padding=500)).crop_padding == 500
+
+
+@pytest.mark.parametrize("field, value, limit", [("epochs", 10**30, "100,000"),
+                                                 ("batch_size", 10**30, "1,048,576")])
+def test_absurdly_large_plans_are_refused_naming_the_limit(field, value, limit):
+    with pytest.raises(UserError, match=f"'{field}': must be at most {limit}, got"):
+        validate_recipe(Recipe().replace(**{field: value}))
