@@ -32,6 +32,8 @@ BAD = {
     "runs/": "runs/ is a folder; give an architecture JSON file in it, or a preset name",
     "broken.json": "line 1, column 18",
     "chapter": "'chapter' names a training recipe, not an architecture",
+    "": "ARCH is empty; give a preset name (see 'resnet-gui presets') or an architecture JSON "
+        "file",
 }
 
 

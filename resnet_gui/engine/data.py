@@ -432,9 +432,12 @@ def _scan(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
     classes = [p.name for p in _class_folders(root)]
     samples = []
     for index, name in enumerate(classes):
-        for path in sorted(_files_under(root / name)):
-            if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file():
-                samples.append((path, index))
+        found = [(path, index) for path in sorted(_files_under(root / name))
+                 if path.suffix.lower() in IMAGE_SUFFIXES and path.is_file()]
+        if not found:  # a class the network would learn never to predict
+            raise DataError(f"the class folder {root / name} holds no images "
+                            f"({', '.join(IMAGE_SUFFIXES[:4])}, ...); add some or remove it")
+        samples += found
     return classes, samples
 
 

@@ -75,7 +75,7 @@ def run_app(arch: str | None = None, screenshot: str | None = None) -> int:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         if Path(screenshot).suffix.lower() != ".png":
             raise UserError(f"--screenshot writes a PNG; name the file .png, not {screenshot!r}")
-    if arch:  # a bad ARCH is one line on stderr, even where no window could open
+    if arch is not None:  # a bad ARCH is one line on stderr, even where no window could open
         from resnet_gui.spec.resolve import resolve_architecture
 
         resolve_architecture(arch)

@@ -42,6 +42,9 @@ def locate_architecture(
     or preset; ``dataset`` sets a preset's channels and classes where those are not given (a
     file keeps its own). Raises :class:`ArchitectureError` with one sentence.
     """
+    if not name_or_path.strip():  # Path("") is the current folder: say what is missing
+        raise ArchitectureError("ARCH is empty; give a preset name (see 'resnet-gui presets') "
+                                "or an architecture JSON file")
     path = Path(name_or_path)
     if path.is_file() or looks_like_path(name_or_path):
         if path.is_dir():

@@ -214,6 +214,11 @@ def test_image_folder_problems_are_one_sentence(tmp_path):
     _write_png(tmp_path / "only" / "y.png", 3)
     with pytest.raises(DataError, match="broken.png"):
         load_data(Recipe(dataset=f"folder:{tmp_path}"))
+    (tmp_path / "second" / "broken.png").unlink()
+    (tmp_path / "third").mkdir()
+    (tmp_path / "third" / "notes.txt").write_text("no images here")
+    with pytest.raises(DataError, match=f"class folder {tmp_path / 'third'} holds no images"):
+        load_data(Recipe(dataset=f"folder:{tmp_path}"))
 
 
 def test_limits_take_a_class_balanced_subset():
