@@ -55,6 +55,6 @@ def test_a_write_protected_file_is_not_replaced(tmp_path, capsys):
     target.write_text("keep me")
     target.chmod(0o444)
     assert main(["export", "resnet20", "--format", "py", "--out", str(target)]) == 1
-    assert one_error_line(capsys) == (f"resnet-gui: error: {target} is read-only; make it "
-                                      "writable or choose another name")
+    assert one_error_line(capsys) == (f"resnet-gui: error: --out {target} is read-only; make "
+                                      "it writable or choose another name")
     assert target.read_text() == "keep me" and list(tmp_path.iterdir()) == [target]

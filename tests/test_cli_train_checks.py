@@ -163,6 +163,26 @@ def test_resume_without_checkpoint_keeps_saving_to_the_resumed_file(tmp_path, da
     assert load_checkpoint(checkpoint)["step"] == 4  # 2 epochs of 2 steps
     assert capsys.readouterr().err.strip().endswith(f"checkpoint {checkpoint}")
     assert {p.name for p in tmp_path.iterdir()} == {"run.pt", "run.prev.pt"}
+    # A write-protected checkpoint is refused before training, not after an epoch's work.
+    checkpoint.chmod(0o444)
+    before = checkpoint.read_bytes()
+    assert train("--resume", checkpoint, "--data-dir", data_dir) == 1
+    assert one_error_line(capsys) == (
+        f"resnet-gui: error: --checkpoint (by default the --resume file) {checkpoint} is "
+        "read-only; make it writable or choose another name")
+    assert checkpoint.read_bytes() == before
+
+
+def test_a_name_too_long_for_the_file_system_is_one_line(tmp_path, data_dir, capsys):
+    long_name = "a" * 300
+    assert main(["summary", long_name]) == 2
+    assert "unknown preset" in one_error_line(capsys)
+    assert train("fmnist-fast", "--data-dir", data_dir, "--checkpoint",
+                 tmp_path / f"{long_name}.pt") == 1
+    assert "--checkpoint" in one_error_line(capsys)
+    assert main(["export", "resnet20", "--format", "json", "--out",
+                 str(tmp_path / f"{long_name}.json")]) == 1
+    assert "the file name is longer than the 230 bytes" in one_error_line(capsys)
 
 
 @pytest.mark.parametrize("padding, side, dataset", [

@@ -286,13 +286,14 @@ def check_threads(threads: int | None) -> None:
 
 
 def check_paths(args: argparse.Namespace) -> None:
-    if args.checkpoint:
-        file_to_write("--checkpoint", args.checkpoint, "model.pt")
-    if args.log:
-        file_to_write("--log", args.log, "run.jsonl")
     if args.resume:
         file_to_read("--resume", args.resume, "model.pt",
                      "a checkpoint written by resnet-gui train --checkpoint")
+    if args.checkpoint or args.resume:  # a resumed run saves back to its file by default
+        file_to_write("--checkpoint" if args.checkpoint else "--checkpoint (by default the "
+                      "--resume file)", args.checkpoint or args.resume, "model.pt")
+    if args.log:
+        file_to_write("--log", args.log, "run.jsonl")
 
 
 def run_train(args: argparse.Namespace) -> int:

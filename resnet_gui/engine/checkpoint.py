@@ -57,7 +57,7 @@ def _keep_previous(path: Path) -> None:
 def write_checkpoint_bytes(path: str | os.PathLike, data: bytes) -> None:
     """Atomically replace ``path`` with ``data``, keeping the file it replaces as ``.prev``."""
     path = Path(path)
-    intact = (f"the previous checkpoint {path} is intact" if path.exists()
+    intact = (f"the previous checkpoint {path} is intact" if os.path.exists(path)
               else "no earlier checkpoint existed")
     try:
         atomic_write_bytes(path, data, before_replace=_keep_previous)

@@ -226,6 +226,7 @@ class Trainer:
         if data is not None:
             self.arch = fit_architecture(arch, data, self.recipe)
         self._model: nn.Module | None = None  # built on first use: see the model property
+        self._run_model: nn.Module | None = None
         self.placement: Placement | None = None
         self.last_evaluation: Evaluation | None = None
         self.notices: list[str] = []
@@ -255,6 +256,13 @@ class Trainer:
     @model.setter
     def model(self, model: nn.Module) -> None:
         self._model = model
+
+    @property
+    def run_model(self) -> nn.Module | None:
+        """The network the last :meth:`run` trained, or None where the run stopped before
+        building one (bad data, a network refused as too large). Never builds anything, so
+        it is safe from any thread once the run has ended."""
+        return self._run_model
 
     # -- control from any thread ------------------------------------------------------------
 
@@ -339,7 +347,7 @@ class Trainer:
 
         placement = self.placement = placement_for(recipe.device, recipe.precision)
         device = placement.device
-        require_memory_to_train(analysis, recipe.batch_size, device)
+        require_memory_to_train(analysis, recipe.batch_size, device, placement.precision)
         check_batch_norm_batch(analysis, recipe.batch_size, data.num_train)
         configure_backends(device)
         torch.manual_seed(recipe.seed)
@@ -348,7 +356,7 @@ class Trainer:
         channels_last = recipe.channels_last and channels_last_is_safe(model, device)
         memory_format = torch.channels_last if channels_last else torch.preserve_format
         model = model.to(device=device, memory_format=memory_format)
-        self.model = model
+        self.model = self._run_model = model
         device_data = self._device_data = self._place_data(data, device)
         maker = self._maker = BatchMaker.for_bundle(device_data, recipe, device, channels_last)
         augment_device = device_data.train_images.device  # where batches are cut and augmented

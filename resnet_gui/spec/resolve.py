@@ -46,8 +46,9 @@ def locate_architecture(
         raise ArchitectureError("ARCH is empty; give a preset name (see 'resnet-gui presets') "
                                 "or an architecture JSON file")
     path = Path(name_or_path)
-    if path.is_file() or looks_like_path(name_or_path):
-        if path.is_dir():
+    # os.path, not Path: False, not OSError, for a name too long for the file system.
+    if os.path.isfile(path) or looks_like_path(name_or_path):
+        if os.path.isdir(path):
             raise ArchitectureError(f"{name_or_path} is a folder; give an architecture JSON "
                                     "file in it, or a preset name")
         arch = load_file(path)  # says "no file at ..." where nothing is there

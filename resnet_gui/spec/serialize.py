@@ -250,7 +250,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes,
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
     # Replacing goes through the folder, so it would pass over a file the user write-protected.
-    if path.is_file() and not path.stat().st_mode & 0o222:
+    if os.path.isfile(path) and not os.stat(path).st_mode & 0o222:
         raise FileWriteError(f"{path} is read-only; make it writable or choose another name",
                              str(path), "the file is read-only", before_writing=True)
     try:

@@ -59,6 +59,16 @@ def test_the_training_estimate_grows_with_the_batch_and_fits_the_chapter_network
                    available=4 << 30)  # the chapter's run fits a small laptop: no error
 
 
+def test_a_run_that_fits_a_16_gb_laptop_is_not_refused():
+    # resnet50 at 224x224, batch 128, in fp32 peaks near 11.5 GiB of a 16 GB machine.
+    resnet50 = analyse(build_preset("resnet50", in_channels=3, num_classes=1000,
+                                    input_size=224))
+    needed = bytes_to_train(resnet50, 128)
+    assert needed < 11.5 * (1 << 30)
+    require_memory(needed, "train it", resnet50, available=16 * 10**9)
+    assert bytes_to_train(resnet50, 128, "bf16") < needed
+
+
 def test_an_input_too_small_for_the_network_is_a_sentence_not_a_torch_error():
     # Three stride-2 stages after a stride-2 stem and max-pool: 10x10 images vanish.
     shrinking = TINY.replace(stages=tuple(Stage(blocks=("basic",), width=8, stride=2)

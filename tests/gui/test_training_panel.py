@@ -112,6 +112,24 @@ def test_missing_data_is_a_message_and_the_controls_return_to_idle(qtbot, window
     assert store.list() == []  # a run that never started is not a run
 
 
+def test_a_network_too_large_is_a_message_and_never_built(qtbot, window, monkeypatch):
+    import threading
+
+    from resnet_gui.engine import memory, trainer
+
+    built_on = []
+    monkeypatch.setattr(memory, "physical_memory_bytes", lambda: 4096)
+    monkeypatch.setattr(trainer, "build_model", lambda arch, device=None: built_on.append(
+        threading.current_thread().name) or build_model(arch, device))
+    p = set_quick_run(window)
+    p.start_button.click()
+    wait_idle(qtbot, p)
+    assert "more than the 4.0 KiB of this computer's memory" in p.message
+    assert p.start_button.isEnabled()
+    assert built_on == []  # neither by the worker nor afterwards on the GUI thread
+    assert p.session.controller.last_model is None
+
+
 def test_divergence_is_a_message_and_the_controls_return_to_idle(qtbot, window, store,
                                                                   monkeypatch):
     from resnet_gui.engine import trainer

@@ -158,3 +158,15 @@ def test_a_version_that_is_not_a_whole_number_is_named(version):
     data["version"] = version
     with pytest.raises(ArchitectureError, match="version: must be a whole number"):
         from_dict(data)
+
+
+def test_saving_over_a_write_protected_file_is_refused_and_it_is_kept(tmp_path):
+    from resnet_gui.errors import FileWriteError
+    from resnet_gui.spec.serialize import save_file
+
+    target = tmp_path / "net.json"
+    target.write_text("keep me")
+    target.chmod(0o444)
+    with pytest.raises(FileWriteError, match="is read-only; make it writable"):
+        save_file(build_preset("resnet20"), target)
+    assert target.read_text() == "keep me" and list(tmp_path.iterdir()) == [target]

@@ -471,7 +471,9 @@ class TrainingController(QObject):
         # so that deleting the QThread can never hit a running thread.
         thread.wait()
         trainer = controls.last_trainer if controls is not None else None
-        self.last_model = getattr(trainer, "model", None)
+        # Never trainer.model: where the run failed before building its network (one refused
+        # as too large, say) that would build it here, on the GUI thread.
+        self.last_model = getattr(trainer, "run_model", None)
         self._thread = self._worker = self._controls = None
         self._worker_started = False
         self._set_state(IDLE)
