@@ -23,7 +23,6 @@ from resnet_gui.spec.model import (
     SHORTCUT_KINDS,
     STEM_KINDS,
     Architecture,
-    Head,
     Shortcut,
     Stage,
     Stem,

@@ -17,7 +17,7 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from resnet_gui.errors import ArchitectureError, FileWriteError, UserError
+from resnet_gui.errors import ArchitectureError, FileWriteError
 from resnet_gui.spec.model import (
     MAX_BLOCKS_PER_STAGE,
     Architecture,

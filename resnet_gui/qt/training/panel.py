@@ -21,7 +21,6 @@ from PySide6.QtWidgets import (
 )
 
 from resnet_gui.engine.events import EpochEnd, StepEnd, TrainEnd, TrainStart
-from resnet_gui.engine.runs import RunSummary
 from resnet_gui.errors import UserError
 from resnet_gui.qt.training.plots import LivePlots
 from resnet_gui.qt.training.run_list import RunList, format_duration

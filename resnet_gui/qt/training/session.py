@@ -9,21 +9,18 @@ works with the editor's document or without one (tests, benchmarks).
 from __future__ import annotations
 
 import threading
-import time
 import traceback
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-import numpy as np
 from PySide6.QtCore import QObject, Signal, Slot
 
-from resnet_gui.engine.events import EpochEnd, Evaluation, StepEnd, TrainEnd, TrainStart
+from resnet_gui.engine.events import EpochEnd, Evaluation, TrainStart
 from resnet_gui.engine.runs import Run, RunStore, RunSummary
 from resnet_gui.errors import UserError
 from resnet_gui.qt.training.images import TestImages
 from resnet_gui.qt.training.worker import (
-    IDLE,
     EpochUpdate,
     ProbeView,
     TrainingController,
@@ -97,13 +94,13 @@ class TrainingSession(QObject):
         c.started.connect(self._on_started)
         c.batch_end.connect(self.step)
         c.epoch_end.connect(self._on_epoch_end)
-        c.returned.connect(self._on_returned)
-        c.errored.connect(self._on_errored)
+        c.returned.connect(self.run_ended)
+        c.errored.connect(self.error)
         c.notice.connect(self.notice)
         c.finished.connect(self._on_finished)
         self._images_loaded.connect(self._on_images_loaded)
         if architecture.subscribe is not None:
-            architecture.subscribe(self._on_architecture_changed)
+            architecture.subscribe(self.architecture_changed.emit)
 
     # -- training commands ---------------------------------------------------------------
 
@@ -349,14 +346,6 @@ class TrainingSession(QObject):
         if self.live_run is not None:
             self._refresh_live_summary()
 
-    @Slot(object)
-    def _on_returned(self, end: TrainEnd) -> None:
-        self.run_ended.emit(end)
-
-    @Slot(str)
-    def _on_errored(self, message: str) -> None:
-        self.error.emit(message)
-
     @Slot()
     def _on_finished(self) -> None:
         self._trained_model_arch = self.run_architecture if self.controller.last_model else None
@@ -376,8 +365,3 @@ class TrainingSession(QObject):
         except UserError:
             return
         self.run_updated.emit(summary)
-
-    @Slot()
-    def _on_architecture_changed(self) -> None:
-        self.architecture_changed.emit()
-

@@ -19,7 +19,7 @@ import threading
 import traceback
 import weakref
 from collections.abc import Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -362,14 +362,15 @@ class TrainingController(QObject):
         worker = TrainingWorker(job, self._controls)
         worker.moveToThread(thread)
         thread.started.connect(worker.run)
-        worker.data_ready.connect(self._on_data_ready)
-        worker.run_created.connect(self._on_run_created)
+        # Signal to signal: queued, so this controller re-emits them in the GUI thread.
+        worker.data_ready.connect(self.data_ready)
+        worker.run_created.connect(self.run_created)
         worker.started.connect(self._on_started)
-        worker.batch_end.connect(self._on_batch_end)
-        worker.epoch_end.connect(self._on_epoch_end)
+        worker.batch_end.connect(self.batch_end)
+        worker.epoch_end.connect(self.epoch_end)
         worker.returned.connect(self._on_returned)
-        worker.errored.connect(self._on_errored)
-        worker.notice.connect(self._on_notice)
+        worker.errored.connect(self.errored)
+        worker.notice.connect(self.notice)
         # Direct: QThread.quit is thread-safe, and a queued quit would never reach a GUI
         # thread that is blocked in wait() (closing the window mid-run).
         worker.finished.connect(thread.quit, Qt.ConnectionType.DirectConnection)
@@ -427,14 +428,6 @@ class TrainingController(QObject):
     _worker_started = False
 
     @Slot(object)
-    def _on_data_ready(self, data: Any) -> None:
-        self.data_ready.emit(data)
-
-    @Slot(object)
-    def _on_run_created(self, summary: Any) -> None:
-        self.run_created.emit(summary)
-
-    @Slot(object)
     def _on_started(self, event: TrainStart) -> None:
         self._worker_started = True
         if self._state == STARTING:
@@ -442,25 +435,9 @@ class TrainingController(QObject):
         self.started.emit(event)
 
     @Slot(object)
-    def _on_batch_end(self, event: StepEnd) -> None:
-        self.batch_end.emit(event)
-
-    @Slot(object)
-    def _on_epoch_end(self, update: EpochUpdate) -> None:
-        self.epoch_end.emit(update)
-
-    @Slot(object)
     def _on_returned(self, end: TrainEnd) -> None:
         self.last_end = end
         self.returned.emit(end)
-
-    @Slot(str)
-    def _on_errored(self, message: str) -> None:
-        self.errored.emit(message)
-
-    @Slot(str)
-    def _on_notice(self, message: str) -> None:
-        self.notice.emit(message)
 
     @Slot()
     def _on_thread_finished(self) -> None:
