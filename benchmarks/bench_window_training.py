@@ -36,12 +36,11 @@ sys.path.insert(0, str(REPO))
 import numpy as np  # noqa: E402
 from PySide6.QtCore import QElapsedTimer, QEventLoop, Qt, QTimer  # noqa: E402
 from PySide6.QtTest import QTest  # noqa: E402
-from PySide6.QtWidgets import QApplication, QMainWindow, QTabWidget  # noqa: E402
+from PySide6.QtWidgets import QApplication, QTabWidget  # noqa: E402
 
 from resnet_gui.engine.data import load_data  # noqa: E402
 from resnet_gui.engine.runs import RunStore  # noqa: E402
 from resnet_gui.engine.trainer import Trainer  # noqa: E402
-from resnet_gui.qt.training import install_training_panels  # noqa: E402
 from resnet_gui.qt.training.panel import TrainingPanel  # noqa: E402
 from resnet_gui.spec.model import Architecture, Stage, Stem  # noqa: E402
 from resnet_gui.spec.presets import build_preset  # noqa: E402
@@ -51,52 +50,17 @@ PROBE_MS = 5
 
 
 def make_window(arch: Architecture, store: RunStore, data):
-    """The real main window when the editor is installed, else a minimal host with the
-    same contract (add_panel, document, set_locked)."""
-    try:
-        from resnet_gui.qt import create_main_window
+    """The real main window with ``arch`` loaded, its runs kept in ``store`` and every recipe
+    served ``data``, shown at 1600x1000 on its Train tab."""
+    from resnet_gui.qt import create_main_window
 
-        window = create_main_window()
-        window.document.reset(arch)
-        if window.findChild(TrainingPanel) is None:
-            install_training_panels(window, store, data_loader=lambda recipe: data)
-        else:  # the window installed its own panels: point them at this run's data and store
-            panel = window.findChild(TrainingPanel)
-            panel.session.store = store
-            panel.session.data_loader = lambda recipe: data
-    except ImportError:
-        window = _Host(arch)
-        install_training_panels(window, store, data_loader=lambda recipe: data)
+    window = create_main_window(run_store=store, data_loader=lambda recipe: data)
+    window.document.reset(arch)
     window.resize(1600, 1000)
     window.show()
     tabs = window.findChild(QTabWidget)
     tabs.setCurrentWidget(window.findChild(TrainingPanel))
     return window
-
-
-class _Document:
-    def __init__(self, arch):
-        self.arch = arch
-
-    def add_listener(self, listener):
-        pass
-
-    def apply(self, arch, label):
-        self.arch = arch
-
-
-class _Host(QMainWindow):
-    def __init__(self, arch):
-        super().__init__()
-        self.tabs = QTabWidget()
-        self.setCentralWidget(self.tabs)
-        self.document = _Document(arch)
-
-    def add_panel(self, widget, title):
-        self.tabs.addTab(widget, title)
-
-    def set_locked(self, locked, reason):
-        pass
 
 
 def headless(arch, recipe, data) -> float:

@@ -45,9 +45,9 @@ class FileWriteError(UserError):
     the temporary file could not even be created.
     """
 
-    def __init__(self, message: str, path: str, reason: str, before_writing: bool) -> None:
+    def __init__(self, message: str, reason: str, before_writing: bool) -> None:
         super().__init__(message)
-        self.path, self.reason, self.before_writing = path, reason, before_writing
+        self.reason, self.before_writing = reason, before_writing
 
 
 class DataError(UserError):

@@ -216,10 +216,6 @@ def run_export(args: argparse.Namespace) -> int:
     file_to_write("--out", args.out, example)
     from resnet_gui.engine.export import export
 
-    if args.fmt in ("onnx", "pt2"):
-        from resnet_gui.engine.analysis import analyse
-
-        analyse(arch)  # a too-small input fails here with the layer's name, not in a tracer
     path = export(arch, args.fmt, args.out)
     print(f"wrote {path} ({args.fmt})")
     return 0

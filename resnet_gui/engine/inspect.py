@@ -17,7 +17,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resnet_gui.engine.events import Evaluation
+from resnet_gui.engine.events import Evaluation, FeatureProbe
 from resnet_gui.errors import UserError
 
 
@@ -58,6 +58,19 @@ def probe_image(model: nn.Module, image: torch.Tensor, layer: str) -> tuple[np.n
     network predicts for it, from a single forward pass in eval mode."""
     maps, logits = _maps_and_logits(model, image, layer)
     return maps[0], int(logits.argmax(dim=1)[0])
+
+
+def probe_test_image(model: nn.Module, test_images: torch.Tensor, test_labels: torch.Tensor,
+                     index: int, layer: str,
+                     prepare: Callable[[torch.Tensor], torch.Tensor]) -> FeatureProbe:
+    """``layer``'s maps for test image ``index``, and what the network predicts for it;
+    ``prepare`` turns stored images (1, C, H, W) into the network's input (resize,
+    normalise, device), the same way the run feeds its model."""
+    image = prepare(test_images[index:index + 1])
+    maps, predicted = probe_image(model, image, layer)
+    return FeatureProbe(layer=layer, image_index=index,
+                        image=image[0].float().cpu().numpy().astype(np.float32), maps=maps,
+                        label=int(test_labels[index]), predicted=predicted)
 
 
 def _maps_and_logits(model: nn.Module, images: torch.Tensor, layer: str

@@ -103,7 +103,7 @@ def require_memory_to_train(analysis: Analysis, batch_size: int, device: torch.d
     if device.type == "cuda":
         index = device.index if device.index is not None else torch.cuda.current_device()
         available = int(torch.cuda.get_device_properties(index).total_memory)
-        needed = analysis.total_params * FLOAT32 * TRAINING_COPIES_PER_PARAMETER
+        needed = bytes_to_train(analysis, batch_size=0)  # the weights and their states
         require_memory(needed, "train it", analysis, available=available,
                        where=f"{device}'s memory")
         return

@@ -59,7 +59,7 @@ from resnet_gui.engine.events import (
     TrainEnd,
     TrainStart,
 )
-from resnet_gui.engine.inspect import evaluate_model, probe_image
+from resnet_gui.engine.inspect import evaluate_model, probe_test_image
 from resnet_gui.engine.memory import require_memory_to_train
 from resnet_gui.engine.model import build_model
 from resnet_gui.errors import CheckpointError, TrainingError, UserError
@@ -768,17 +768,12 @@ class Trainer:
             self.notice(f"test image #{image_index} does not exist; the feature maps were "
                         "skipped")
             return None
-        maker = self._maker
         try:
-            batch = maker(data.test_images[image_index:image_index + 1])
-            maps, predicted = probe_image(self.model, batch, layer)
+            return probe_test_image(self.model, data.test_images, data.test_labels,
+                                    image_index, layer, self._maker)
         except UserError as problem:
             self.notice(f"feature maps skipped: {problem}")
             return None
-        return FeatureProbe(layer=layer, image_index=image_index,
-                            image=batch[0].float().cpu().numpy().astype(np.float32),
-                            maps=maps, label=int(data.test_labels[image_index]),
-                            predicted=predicted)
 
 
 def train(arch: Architecture, recipe: Recipe, **kwargs: Any) -> TrainEnd:

@@ -249,17 +249,21 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes,
     """
     path = Path(path)
     folder = path.parent if str(path.parent) else Path(".")
+    try:
+        existing = os.stat(path)  # once: its mode, and whether there is a file to replace
+    except OSError:
+        existing = None
     # Replacing goes through the folder, so it would pass over a file the user write-protected.
-    if os.path.isfile(path) and not os.stat(path).st_mode & 0o222:
+    if existing is not None and stat.S_ISREG(existing.st_mode) and not existing.st_mode & 0o222:
         raise FileWriteError(f"{path} is read-only; make it writable or choose another name",
-                             str(path), "the file is read-only", before_writing=True)
+                             "the file is read-only", before_writing=True)
     try:
         folder.mkdir(parents=True, exist_ok=True)
         fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
     except OSError as error:
         reason = error.strerror or str(error)
         raise FileWriteError(f"cannot write {path}: {reason}; choose another folder",
-                             str(path), reason, before_writing=True) from None
+                             reason, before_writing=True) from None
     try:
         with os.fdopen(fd, "wb") as handle:
             handle.write(data)
@@ -267,12 +271,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes,
             os.fsync(handle.fileno())
         # mkstemp makes the file private (0600); give it the mode the file had, or the mode
         # a plain open() would give it.
-        try:
-            mode = path.stat().st_mode & 0o7777
-        except OSError:
-            mode = 0o666 & ~_UMASK
-        os.chmod(tmp, mode)
-        if before_replace is not None and path.exists():
+        os.chmod(tmp, existing.st_mode & 0o7777 if existing is not None else 0o666 & ~_UMASK)
+        if before_replace is not None and existing is not None:
             before_replace(path)
         os.replace(tmp, path)
         _fsync_folder(folder)
@@ -285,7 +285,7 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes,
                   else error.strerror or str(error))
         raise FileWriteError(
             f"could not save {path}: {reason}; any previous version of the file is unchanged",
-            str(path), reason, before_writing=False) from None
+            reason, before_writing=False) from None
 
 
 def _fsync_folder(folder: Path) -> None:

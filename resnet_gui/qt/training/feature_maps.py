@@ -265,7 +265,7 @@ class FeatureMapView(QWidget):
     def show_probe(self, probe: ProbeView, source: str) -> None:
         self.probe = probe
         self.status_label.setText("")
-        low, high, signed = robust_levels(probe.maps)
+        low, high, signed = self._levels = robust_levels(probe.maps)
         colours = SIGNED_COLOURS if signed else POSITIVE_COLOURS
         # The padding between tiles is NaN, which an ImageItem leaves transparent.
         self.maps_item.setImage(probe.mosaic, levels=(low, high), autoLevels=False)
@@ -303,7 +303,7 @@ class FeatureMapView(QWidget):
         if probe is None or not 0 <= channel < probe.channels:
             return
         self.enlarged_channel = channel
-        low, high, _ = robust_levels(probe.maps)
+        low, high, _ = self._levels  # those of the mosaic it was clicked in
         self.channel_item.setImage(probe.maps[channel], levels=(low, high), autoLevels=False)
         self.channel_box.autoRange(padding=0.02)
         height, width = probe.tile_shape

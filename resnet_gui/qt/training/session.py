@@ -229,12 +229,10 @@ class TrainingSession(QObject):
     def layers(self) -> list[tuple[str, str, tuple[int, ...]]]:
         """(qualified name, type, output shape) of every layer, as the layer table lists
         them (the same analysis, so the same names), for the network as it will be fed."""
-        from resnet_gui.engine.analysis import analyse
-
         arch = self.run_architecture if self.active and self.run_architecture else (
             self._fit(self.architecture.get(), self.data, self._last_recipe))
         try:
-            analysis = analyse(arch)
+            analysis = self._analysis_of(arch)
         except UserError:
             return []
         return [(row.name, row.type, tuple(row.output_shape)) for row in analysis.layers]
@@ -273,26 +271,39 @@ class TrainingSession(QObject):
         if trained is not None and self._trained_model_arch == arch:
             return trained, f"after training ({self.epochs_done} epochs)"
         if self._idle_model is None or self._idle_model_arch != arch:
-            from resnet_gui.engine.analysis import analyse
             from resnet_gui.engine.memory import bytes_to_run, require_memory
             from resnet_gui.engine.model import build_model
 
             # An input too small, or a network too large to build, is a sentence in the view.
-            analysis = analyse(arch)
+            analysis = self._analysis_of(arch)
             require_memory(bytes_to_run(analysis), "show its feature maps", analysis)
             self._idle_model = build_model(arch).eval()
             self._idle_model_arch = arch
         return self._idle_model, "untrained network"
 
+    def _analysis_of(self, arch: Architecture) -> Any:
+        """The analysis of ``arch``, kept for the last one asked: the layer tree and the idle
+        model ask about the same architecture in turn."""
+        if self._last_analysis is None or self._last_analysis[0] != arch:
+            from resnet_gui.engine.analysis import analyse
+
+            self._last_analysis = (arch, analyse(arch))
+        return self._last_analysis[1]
+
+    _last_analysis: tuple[Architecture, Any] | None = None
+
     def _probe_now(self, layer: str, image_index: int) -> tuple[ProbeView, str]:
-        from resnet_gui.engine.inspect import probe_image
+        from resnet_gui.engine.data import preprocess
+        from resnet_gui.engine.inspect import probe_test_image
 
         model, source = self._probe_model()
-        batch = self._network_input(image_index, model)
-        maps, predicted = probe_image(model, batch, layer)
-        image = batch[0].float().cpu().numpy()
-        label = int(self.images.labels[image_index])
-        return prepare_probe(layer, image_index, image, maps, label, predicted), source
+        recipe = self._last_recipe or Recipe()
+        parameter = next(model.parameters(), None)
+        device = parameter.device if parameter is not None else "cpu"
+        probe = probe_test_image(
+            model, self.data.test_images, self.data.test_labels, image_index, layer,
+            lambda images: preprocess(self.data, images, recipe, device=device))
+        return prepare_probe(probe), source
 
     @staticmethod
     def _fit(arch: Architecture, data: Any, recipe: Recipe | None) -> Architecture:
@@ -303,16 +314,6 @@ class TrainingSession(QObject):
         from resnet_gui.engine.trainer import fit_architecture
 
         return fit_architecture(arch, data, recipe or Recipe())
-
-    def _network_input(self, image_index: int, model: Any):
-        """One test image as the network sees it (resized, normalised, on the model's device)."""
-        from resnet_gui.engine.data import preprocess  # type: ignore
-
-        recipe = self._last_recipe or Recipe()
-        parameter = next(model.parameters(), None)
-        device = parameter.device if parameter is not None else "cpu"
-        return preprocess(self.data, self.data.test_images[image_index:image_index + 1],
-                          recipe, device=device)
 
     # -- worker events -------------------------------------------------------------------
 

@@ -25,7 +25,14 @@ from typing import Any
 import numpy as np
 from PySide6.QtCore import QCoreApplication, QDeadlineTimer, QObject, Qt, QThread, Signal, Slot
 
-from resnet_gui.engine.events import Callback, EpochEnd, StepEnd, TrainEnd, TrainStart
+from resnet_gui.engine.events import (
+    Callback,
+    EpochEnd,
+    FeatureProbe,
+    StepEnd,
+    TrainEnd,
+    TrainStart,
+)
 from resnet_gui.engine.runs import Run, RunRecorder, RunStore
 from resnet_gui.errors import UserError
 from resnet_gui.spec.model import Architecture
@@ -96,20 +103,17 @@ class EpochUpdate:
     probe: ProbeView | None = None
 
 
-def prepare_probe(layer: str, image_index: int, image: np.ndarray, maps: np.ndarray,
-                  label: int = -1, predicted: int = -1) -> ProbeView:
-    """Tile ``maps`` (channels, h, w) into one mosaic with the engine's layout."""
+def prepare_probe(probe: FeatureProbe) -> ProbeView:
+    """Tile the probe's maps (channels, h, w) into one mosaic with the engine's layout."""
     from resnet_gui.engine.inspect import mosaic
 
-    maps = np.asarray(maps, dtype=np.float32)
-    if maps.ndim == 1:  # a vector (after pooling): one 1x1 tile per feature
-        maps = maps[:, None, None]
+    maps = np.asarray(probe.maps, dtype=np.float32)
     channels = int(maps.shape[0])
     columns = mosaic_columns(channels)
     tiled = np.ascontiguousarray(mosaic(maps, columns=columns, pad=MOSAIC_PAD), dtype=np.float32)
-    return ProbeView(layer, int(image_index), np.asarray(image, np.float32), tiled, channels,
-                     columns, (int(maps.shape[1]), int(maps.shape[2])), maps, int(label),
-                     int(predicted))
+    return ProbeView(probe.layer, int(probe.image_index), np.asarray(probe.image, np.float32),
+                     tiled, channels, columns, (int(maps.shape[1]), int(maps.shape[2])), maps,
+                     int(probe.label), int(probe.predicted))
 
 
 MOSAIC_PAD = 1
@@ -198,9 +202,7 @@ class _Forwarder(Callback):
         probe = None
         if event.probe is not None:
             try:
-                p = event.probe
-                probe = prepare_probe(p.layer, p.image_index, p.image, p.maps, p.label,
-                                      p.predicted)
+                probe = prepare_probe(event.probe)
             except Exception:  # a bad probe must never end a run
                 traceback.print_exc()
         self.worker.epoch_end.emit(EpochUpdate(event, probe))
