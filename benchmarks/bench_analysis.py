@@ -27,7 +27,7 @@ import torchvision  # noqa: E402
 from torch.utils.flop_counter import FlopCounterMode  # noqa: E402
 
 from resnet_gui.engine import analysis  # noqa: E402
-from resnet_gui.spec.presets import build_preset  # noqa: E402
+from resnet_gui.arch.presets import build_preset  # noqa: E402
 
 REPEATS = 5
 

@@ -86,11 +86,11 @@ def main() -> int:
     from resnet_gui.engine.analysis import analyse, clear_cache
     from resnet_gui.qt import create_main_window
     from resnet_gui.qt.mime import Payload
-    from resnet_gui.spec.edits import Part
+    from resnet_gui.arch.edits import Part
 
     # Baseline: one cold analysis timed alone, on this thread (what the window would freeze
     # for if it analysed on the GUI thread).
-    from resnet_gui.spec.presets import build_preset
+    from resnet_gui.arch.presets import build_preset
 
     cold = []
     arch = build_preset(args.arch, 1, 10)

@@ -38,8 +38,8 @@ import chapter_loop  # noqa: E402
 from resnet_gui.engine.data import FASHION_MNIST, _find_idx_files, load_data  # noqa: E402
 from resnet_gui.engine.events import Callback  # noqa: E402
 from resnet_gui.engine.trainer import Trainer  # noqa: E402
-from resnet_gui.spec.presets import build_preset  # noqa: E402
-from resnet_gui.spec.recipe import CHAPTER_RECIPE, Recipe  # noqa: E402
+from resnet_gui.arch.presets import build_preset  # noqa: E402
+from resnet_gui.arch.recipe import CHAPTER_RECIPE, Recipe  # noqa: E402
 
 WARMUP = 2
 

@@ -22,8 +22,8 @@ sys.path.insert(0, str(REPO))
 from resnet_gui.engine.data import load_data  # noqa: E402
 from resnet_gui.engine.events import Callback  # noqa: E402
 from resnet_gui.engine.trainer import Trainer  # noqa: E402
-from resnet_gui.spec.model import Architecture, Shortcut, Stage, Stem  # noqa: E402
-from resnet_gui.spec.recipe import FMNIST_FAST_RECIPE  # noqa: E402
+from resnet_gui.arch.model import Architecture, Shortcut, Stage, Stem  # noqa: E402
+from resnet_gui.arch.recipe import FMNIST_FAST_RECIPE  # noqa: E402
 
 
 def network(stem_width: int, stages, stem_stride: int = 1, pool: bool = False) -> Architecture:

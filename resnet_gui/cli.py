@@ -38,10 +38,10 @@ def _subcommand_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"resnet-gui {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
-    from resnet_gui.commands import arch as arch_commands
+    from resnet_gui.commands import network as network_commands
     from resnet_gui.commands import train as train_command
 
-    arch_commands.add_parsers(commands)
+    network_commands.add_parsers(commands)
     train_command.add_parser(commands)
     return parser
 

@@ -25,8 +25,8 @@ from PySide6.QtWidgets import QApplication, QTabWidget  # noqa: E402
 
 from resnet_gui.engine.runs import RunStore  # noqa: E402
 from resnet_gui.qt.training import InspectPanel, TrainingPanel  # noqa: E402
-from resnet_gui.spec.presets import build_preset  # noqa: E402
-from resnet_gui.spec.recipe import RECIPE_PRESETS  # noqa: E402
+from resnet_gui.arch.presets import build_preset  # noqa: E402
+from resnet_gui.arch.recipe import RECIPE_PRESETS  # noqa: E402
 
 sys.path.insert(0, str(REPO / "benchmarks"))
 from bench_window_training import make_window  # noqa: E402

@@ -7,10 +7,10 @@ import pytest
 
 from resnet_gui.cli import main
 from resnet_gui.errors import ArchitectureError
-from resnet_gui.spec.datasets import MNIST
-from resnet_gui.spec.presets import build_preset
-from resnet_gui.spec.resolve import locate_architecture, resolve_architecture
-from resnet_gui.spec.serialize import dumps
+from resnet_gui.arch.datasets import MNIST
+from resnet_gui.arch.presets import build_preset
+from resnet_gui.arch.resolve import locate_architecture, resolve_architecture
+from resnet_gui.arch.serialize import dumps
 
 
 @pytest.fixture

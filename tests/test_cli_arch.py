@@ -12,9 +12,9 @@ import pytest
 
 from conftest import REPO
 from resnet_gui.cli import main
-from resnet_gui.spec.model import Stem
-from resnet_gui.spec.presets import PRESETS, build_preset
-from resnet_gui.spec.serialize import dumps, load_file
+from resnet_gui.arch.model import Stem
+from resnet_gui.arch.presets import PRESETS, build_preset
+from resnet_gui.arch.serialize import dumps, load_file
 
 
 def run_cli(*args: str) -> subprocess.CompletedProcess:

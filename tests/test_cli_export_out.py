@@ -8,8 +8,8 @@ import ast
 import pytest
 
 from resnet_gui.cli import main
-from resnet_gui.spec.presets import build_preset
-from resnet_gui.spec.serialize import loads
+from resnet_gui.arch.presets import build_preset
+from resnet_gui.arch.serialize import loads
 
 
 def one_error_line(capsys) -> str:

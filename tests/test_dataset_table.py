@@ -1,12 +1,12 @@
-"""One table of datasets (spec.datasets); the recipe, the engine, the editor's toolbar and the
+"""One table of datasets (arch.datasets); the recipe, the engine, the editor's toolbar and the
 Train tab all list exactly its rows."""
 
 from __future__ import annotations
 
 from resnet_gui.engine import data as engine_data
-from resnet_gui.spec import datasets as table
-from resnet_gui.spec.recipe import DATASETS as RECIPE_DATASETS
-from resnet_gui.spec.recipe import Recipe
+from resnet_gui.arch import datasets as table
+from resnet_gui.arch.recipe import DATASETS as RECIPE_DATASETS
+from resnet_gui.arch.recipe import Recipe
 from tests.engine.test_data import write_fashion_mnist
 
 

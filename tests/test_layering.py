@@ -1,4 +1,4 @@
-"""The layers point one way: spec (standard library) <- engine (torch, no Qt) <- qt.
+"""The layers point one way: arch (standard library) <- engine (torch, no Qt) <- qt.
 
 Each check imports every module of a layer in a fresh interpreter and looks at sys.modules.
 """
@@ -32,8 +32,8 @@ def import_every_module_of(package: str) -> str:
     )
 
 
-def test_spec_imports_the_standard_library_only():
-    loaded = modules_after_import(import_every_module_of("resnet_gui.spec") + "; import resnet_gui.errors")
+def test_arch_imports_the_standard_library_only():
+    loaded = modules_after_import(import_every_module_of("resnet_gui.arch") + "; import resnet_gui.errors")
     assert "resnet_gui" in loaded
     assert not loaded & ({"torch", "torchvision", "numpy"} | QT)
 
@@ -47,7 +47,7 @@ def test_engine_imports_no_qt():
 def test_the_command_line_reads_architectures_before_importing_torch():
     loaded = modules_after_import(
         "import resnet_gui.cli; "
-        "from resnet_gui.commands.arch import resolve_architecture; "
+        "from resnet_gui.commands.network import resolve_architecture; "
         "resolve_architecture('resnet50', (3, 64, 64), 10)"
     )
     assert "torch" not in loaded

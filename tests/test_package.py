@@ -15,7 +15,7 @@ def run_python(code: str, **env: str) -> str:
 
 def test_openmp_threads_sleep_whichever_part_of_the_app_loads_first():
     # The spec layer imports no torch, yet whatever imports torch after it must see the policy.
-    assert run_python("import os, resnet_gui.spec; print(os.environ['OMP_WAIT_POLICY'])") \
+    assert run_python("import os, resnet_gui.arch; print(os.environ['OMP_WAIT_POLICY'])") \
         == "PASSIVE"
 
 

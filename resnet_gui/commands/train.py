@@ -17,9 +17,9 @@ from typing import Any, TextIO
 
 from resnet_gui.commands.paths import file_to_read, file_to_write
 from resnet_gui.errors import UserError
-from resnet_gui.spec.resolve import resolve_architecture
-from resnet_gui.spec.numbers import json_value
-from resnet_gui.spec.recipe import (
+from resnet_gui.arch.resolve import resolve_architecture
+from resnet_gui.arch.numbers import json_value
+from resnet_gui.arch.recipe import (
     DATASETS,
     DEVICES,
     INITS,

@@ -31,7 +31,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils.flop_counter import flop_registry
 
 from resnet_gui.errors import ArchitectureError
-from resnet_gui.spec.model import (
+from resnet_gui.arch.model import (
     MAX_INPUT_SIZE,
     MAX_WIDTH,
     Architecture,

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from resnet_gui.errors import ArchitectureError, CheckpointError, FileWriteError
-from resnet_gui.spec.model import Architecture
-from resnet_gui.spec.serialize import atomic_write_bytes, loads
+from resnet_gui.arch.model import Architecture
+from resnet_gui.arch.serialize import atomic_write_bytes, loads
 
 FORMAT = "resnet-gui/checkpoint"
 VERSION = 1

@@ -32,12 +32,12 @@ import torch.nn.functional as F
 
 from resnet_gui.errors import DataError
 from resnet_gui.resources import resource_path
-from resnet_gui.spec import datasets as spec_datasets
-from resnet_gui.spec.recipe import Recipe, check_crop_padding, crop_padding_for
+from resnet_gui.arch import datasets as arch_datasets
+from resnet_gui.arch.recipe import Recipe, check_crop_padding, crop_padding_for
 
 DATA_ENV = "RESNET_GUI_DATA"
 SAMPLE_FILE = "fashion-mnist-sample.npz"
-FOLDER_PREFIX = spec_datasets.FOLDER_PREFIX
+FOLDER_PREFIX = arch_datasets.FOLDER_PREFIX
 FOLDER_TEST_FRACTION = 0.2  # of each class, when a folder dataset has no test split
 IMAGE_SUFFIXES = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".tif", ".tiff", ".webp", ".ppm",
                   ".pgm")
@@ -192,9 +192,9 @@ def channel_statistics(images: torch.Tensor) -> tuple[tuple[float, ...], tuple[f
 
 @dataclass(frozen=True)
 class IdxDataset:
-    """Where an IDX dataset's files live; what the dataset is comes from the spec's table."""
+    """Where an IDX dataset's files live; what the dataset is comes from the architecture table."""
 
-    info: spec_datasets.Dataset
+    info: arch_datasets.Dataset
     folder: str  # torchvision's folder name under the data folder
     torchvision_class: str
 
@@ -225,8 +225,8 @@ class IdxDataset:
         return [root / self.folder / "raw", root / self.folder, root]
 
 
-FASHION_MNIST = IdxDataset(spec_datasets.FASHION_MNIST, "FashionMNIST", "FashionMNIST")
-MNIST = IdxDataset(spec_datasets.MNIST, "MNIST", "MNIST")
+FASHION_MNIST = IdxDataset(arch_datasets.FASHION_MNIST, "FashionMNIST", "FashionMNIST")
+MNIST = IdxDataset(arch_datasets.MNIST, "MNIST", "MNIST")
 IDX_DATASETS = {spec.key: spec for spec in (FASHION_MNIST, MNIST)}
 
 
@@ -370,7 +370,7 @@ def _load_idx_dataset(spec: IdxDataset, recipe: Recipe, download: bool) -> DataB
 
 # -- CIFAR-10 ----------------------------------------------------------------------------------
 
-CIFAR10 = spec_datasets.CIFAR10
+CIFAR10 = arch_datasets.CIFAR10
 CIFAR_FILES = ("data_batch_1", "data_batch_2", "data_batch_3", "data_batch_4", "data_batch_5",
                "test_batch", "batches.meta")
 
@@ -591,7 +591,7 @@ def load_data(recipe: Recipe, download: bool = True) -> DataBundle:
         bundle = _load_folder(dataset[len(FOLDER_PREFIX):], recipe)
     else:
         raise DataError(f"unknown dataset {dataset!r}; use one of "
-                        f"{', '.join(spec_datasets.DATASET_KEYS)} or {FOLDER_PREFIX}PATH")
+                        f"{', '.join(arch_datasets.DATASET_KEYS)} or {FOLDER_PREFIX}PATH")
     check_crop_padding(recipe, min(bundle.image_size))  # a folder's side is known only now
     return limit_bundle(bundle, recipe.limit_train, recipe.limit_test, recipe.seed)
 

@@ -21,8 +21,8 @@ import torch
 from torch import nn
 
 from resnet_gui.errors import ExportError
-from resnet_gui.spec.model import Architecture, stage_in_channels, validate
-from resnet_gui.spec.serialize import atomic_write_bytes, dumps
+from resnet_gui.arch.model import Architecture, stage_in_channels, validate
+from resnet_gui.arch.serialize import atomic_write_bytes, dumps
 
 FORMATS: dict[str, str] = {
     "json": "architecture file for resnet-gui (.json)",

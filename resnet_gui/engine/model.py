@@ -16,7 +16,7 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from resnet_gui.spec.model import BLOCK_EXPANSION, Architecture, Head, Shortcut, Stem, validate
+from resnet_gui.arch.model import BLOCK_EXPANSION, Architecture, Head, Shortcut, Stem, validate
 
 
 def conv3x3(in_ch: int, out_ch: int, stride: int = 1, bias: bool = False) -> nn.Conv2d:

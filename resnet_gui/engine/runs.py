@@ -24,10 +24,10 @@ from typing import Any
 from resnet_gui.engine.data import user_data_dir
 from resnet_gui.engine.events import Callback, EpochEnd, StepEnd, TrainEnd, TrainStart
 from resnet_gui.errors import UserError
-from resnet_gui.spec.model import Architecture
-from resnet_gui.spec.numbers import finite_or_none, json_value
-from resnet_gui.spec.recipe import Recipe
-from resnet_gui.spec.serialize import atomic_write_bytes, from_dict, to_dict
+from resnet_gui.arch.model import Architecture
+from resnet_gui.arch.numbers import finite_or_none, json_value
+from resnet_gui.arch.recipe import Recipe
+from resnet_gui.arch.serialize import atomic_write_bytes, from_dict, to_dict
 
 RUN_FILE = "run.json"
 LOG_FILE = "log.json"
@@ -113,7 +113,7 @@ class Run:
     """A whole stored run: summary, what was trained and how, and its curves."""
 
     summary: RunSummary
-    architecture: dict[str, Any]  # architecture JSON (spec.serialize.to_dict)
+    architecture: dict[str, Any]  # architecture JSON (arch.serialize.to_dict)
     recipe: dict[str, Any]  # Recipe.to_dict()
     log: RunLog
 

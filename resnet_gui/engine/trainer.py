@@ -63,9 +63,9 @@ from resnet_gui.engine.inspect import evaluate_model, probe_test_image
 from resnet_gui.engine.memory import require_memory_to_train
 from resnet_gui.engine.model import build_model
 from resnet_gui.errors import CheckpointError, TrainingError, UserError
-from resnet_gui.spec.model import Architecture
-from resnet_gui.spec.recipe import Recipe, validate_recipe
-from resnet_gui.spec.serialize import dumps
+from resnet_gui.arch.model import Architecture
+from resnet_gui.arch.recipe import Recipe, validate_recipe
+from resnet_gui.arch.serialize import dumps
 
 EVENTS_PER_SECOND = 30
 WARMUP_STEPS = 2  # excluded from examples/s: allocator, autotuning and compilation settle

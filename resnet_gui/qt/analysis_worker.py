@@ -28,7 +28,7 @@ def warm_up() -> bool:
 
     torch.set_num_threads(1)  # leave the other cores to the window (meta tensors need none)
     from resnet_gui.engine.analysis import analyse
-    from resnet_gui.spec.presets import build_preset
+    from resnet_gui.arch.presets import build_preset
 
     # The first call through torch's meta kernels costs seconds; pay it before any edit.
     for name in ("resnet18", "resnet50", "preact-resnet50", "resnet20"):

@@ -55,7 +55,7 @@ def create_main_window(arch: str | None = None, settings=None, *, run_store=None
 
 
 def save_screenshot(window, path: str | os.PathLike) -> None:
-    from resnet_gui.spec.serialize import atomic_write_bytes
+    from resnet_gui.arch.serialize import atomic_write_bytes
     from PySide6.QtCore import QBuffer, QIODevice
 
     window.resize(*SCREENSHOT_SIZE)
@@ -76,7 +76,7 @@ def run_app(arch: str | None = None, screenshot: str | None = None) -> int:
         if Path(screenshot).suffix.lower() != ".png":
             raise UserError(f"--screenshot writes a PNG; name the file .png, not {screenshot!r}")
     if arch is not None:  # a bad ARCH is one line on stderr, even where no window could open
-        from resnet_gui.spec.resolve import resolve_architecture
+        from resnet_gui.arch.resolve import resolve_architecture
 
         resolve_architecture(arch)
     app = _application()

@@ -40,9 +40,9 @@ from PySide6.QtWidgets import (
 from resnet_gui.qt import formatting
 from resnet_gui.qt.controller import EditorController
 from resnet_gui.qt.mime import BLOCK, HEAD, SHORTCUT, STAGE, STEM, Payload, move_mime, read_payload
-from resnet_gui.spec import edits
-from resnet_gui.spec.edits import IDENTITY, Part
-from resnet_gui.spec.model import BLOCK_EXPANSION, SHORTCUT_KINDS, Architecture
+from resnet_gui.arch import edits
+from resnet_gui.arch.edits import IDENTITY, Part
+from resnet_gui.arch.model import BLOCK_EXPANSION, SHORTCUT_KINDS, Architecture
 
 # -- look -----------------------------------------------------------------------------------
 

@@ -17,10 +17,10 @@ from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
 from resnet_gui.errors import ArchitectureError, UserError
 from resnet_gui.qt.analysis_worker import WorkerProcess, rebuild_error
-from resnet_gui.spec import edits
-from resnet_gui.spec.document import EDIT, LOCK, REDO, RESET, SAVED, UNDO, Change, Document
-from resnet_gui.spec.edits import Part
-from resnet_gui.spec.model import Architecture, validate
+from resnet_gui.arch import edits
+from resnet_gui.arch.document import EDIT, LOCK, REDO, RESET, SAVED, UNDO, Change, Document
+from resnet_gui.arch.edits import Part
+from resnet_gui.arch.model import Architecture, validate
 
 
 def _default_analyse(arch: Architecture):
@@ -242,7 +242,7 @@ class EditorController(QObject):
 
     def edit(self, function: Callable[..., Any], *args: Any, label: str,
              merge_key: object = None, **kwargs: Any) -> bool:
-        """Apply a pure edit from :mod:`resnet_gui.spec.edits`; a refusal becomes a message."""
+        """Apply a pure edit from :mod:`resnet_gui.arch.edits`; a refusal becomes a message."""
         try:
             return self.document.edit(function, *args, label=label, merge_key=merge_key, **kwargs)
         except UserError as error:

@@ -1,13 +1,13 @@
 """The datasets the window offers: each fixes the network's input channels and classes.
 
-The rows are the spec's table (:mod:`resnet_gui.spec.datasets`); the window calls a dataset
+The rows are the spec's table (:mod:`resnet_gui.arch.datasets`); the window calls a dataset
 by its ``name`` ("Fashion-MNIST"), which is also what its settings remember.
 """
 
 from __future__ import annotations
 
-from resnet_gui.spec.datasets import BY_NAME, DATASETS, DEFAULT_DATASET
-from resnet_gui.spec.datasets import Dataset as DatasetChoice
+from resnet_gui.arch.datasets import BY_NAME, DATASETS, DEFAULT_DATASET
+from resnet_gui.arch.datasets import Dataset as DatasetChoice
 
 __all__ = ["BY_NAME", "DATASETS", "DEFAULT_DATASET", "DatasetChoice", "dataset_named"]
 

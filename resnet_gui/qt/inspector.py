@@ -34,9 +34,9 @@ from PySide6.QtWidgets import (
 from resnet_gui.qt import formatting
 from resnet_gui.qt.controller import EditorController, part_cost
 from resnet_gui.qt.icons import block_icon, icon
-from resnet_gui.spec import edits
-from resnet_gui.spec.edits import IDENTITY, Part
-from resnet_gui.spec.model import (
+from resnet_gui.arch import edits
+from resnet_gui.arch.edits import IDENTITY, Part
+from resnet_gui.arch.model import (
     BLOCK_DESCRIPTIONS,
     BLOCK_KINDS,
     MAX_BLOCKS_PER_STAGE,

@@ -30,8 +30,8 @@ from PySide6.QtWidgets import (
 
 from resnet_gui.qt import formatting
 from resnet_gui.qt.controller import EditorController
-from resnet_gui.spec import edits
-from resnet_gui.spec.edits import Part
+from resnet_gui.arch import edits
+from resnet_gui.arch.edits import Part
 
 COLUMNS = ("Layer", "Type", "Output shape", "Parameters", "Multiply-adds")
 NUMERIC = {3, 4}

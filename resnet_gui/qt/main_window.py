@@ -43,12 +43,12 @@ from resnet_gui.qt.inspector import Inspector
 from resnet_gui.qt.layer_table import LayerTablePanel
 from resnet_gui.qt.mime import BLOCK, HEAD, SHORTCUT, STAGE, STEM, Payload
 from resnet_gui.qt.palette import BlockPalette
-from resnet_gui.spec import edits, serialize
-from resnet_gui.spec.document import Document
-from resnet_gui.spec.edits import Part
-from resnet_gui.spec.model import MAX_INPUT_SIZE, Architecture
-from resnet_gui.spec.presets import PRESETS, build_preset
-from resnet_gui.spec.resolve import locate_architecture
+from resnet_gui.arch import edits, serialize
+from resnet_gui.arch.document import Document
+from resnet_gui.arch.edits import Part
+from resnet_gui.arch.model import MAX_INPUT_SIZE, Architecture
+from resnet_gui.arch.presets import PRESETS, build_preset
+from resnet_gui.arch.resolve import locate_architecture
 
 ORGANISATION = "resnet-gui"
 APPLICATION = "resnet-gui"

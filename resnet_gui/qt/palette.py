@@ -7,8 +7,8 @@ from PySide6.QtWidgets import QAbstractItemView, QTreeWidget, QTreeWidgetItem, Q
 
 from resnet_gui.qt.icons import block_icon, icon, shortcut_icon
 from resnet_gui.qt.mime import BLOCK, HEAD, SHORTCUT, STAGE, STEM, part_mime
-from resnet_gui.spec.edits import STEM_PRESET_DESCRIPTIONS
-from resnet_gui.spec.model import BLOCK_DESCRIPTIONS, BLOCK_KINDS, SHORTCUT_DESCRIPTIONS, SHORTCUT_KINDS
+from resnet_gui.arch.edits import STEM_PRESET_DESCRIPTIONS
+from resnet_gui.arch.model import BLOCK_DESCRIPTIONS, BLOCK_KINDS, SHORTCUT_DESCRIPTIONS, SHORTCUT_KINDS
 
 ROLE = Qt.ItemDataRole.UserRole
 

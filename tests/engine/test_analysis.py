@@ -16,7 +16,7 @@ from resnet_gui.engine import analysis as analysis_module
 from resnet_gui.engine.analysis import analyse
 from resnet_gui.engine.model import build_model
 from resnet_gui.errors import ArchitectureError
-from resnet_gui.spec.model import (
+from resnet_gui.arch.model import (
     BLOCK_KINDS,
     POOL_KINDS,
     SHORTCUT_KINDS,
@@ -27,7 +27,7 @@ from resnet_gui.spec.model import (
     Stem,
     validate,
 )
-from resnet_gui.spec.presets import build_preset
+from resnet_gui.arch.presets import build_preset
 
 TABLE1 = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 

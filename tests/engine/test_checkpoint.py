@@ -21,8 +21,8 @@ from resnet_gui.engine.checkpoint import (
 from resnet_gui.engine.model import build_model
 from resnet_gui.engine.trainer import Trainer
 from resnet_gui.errors import CheckpointError
-from resnet_gui.spec.presets import build_preset
-from resnet_gui.spec.serialize import dumps
+from resnet_gui.arch.presets import build_preset
+from resnet_gui.arch.serialize import dumps
 from tests.engine.test_trainer import TINY, one_thread, recipe, tiny_data  # noqa: F401
 
 
@@ -168,7 +168,7 @@ def test_load_weights_fills_a_model_of_the_same_architecture(tmp_path):
 def test_checkpoints_and_architecture_files_are_written_alike(tmp_path):
     """One atomic writer: a checkpoint gets the permissions of any file the user saves, and a
     folder that cannot be created is one sentence naming --checkpoint."""
-    from resnet_gui.spec.serialize import save_file
+    from resnet_gui.arch.serialize import save_file
 
     path = tmp_path / "run.pt"
     Trainer(TINY, recipe(epochs=1), data=tiny_data(), checkpoint_path=path).run()

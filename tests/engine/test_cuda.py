@@ -13,8 +13,8 @@ from resnet_gui.engine.checkpoint import load_checkpoint
 from resnet_gui.engine.data import make_bundle
 from resnet_gui.engine.events import Callback
 from resnet_gui.engine.trainer import Trainer
-from resnet_gui.spec import build_preset
-from resnet_gui.spec.recipe import Recipe
+from resnet_gui.arch import build_preset
+from resnet_gui.arch.recipe import Recipe
 
 pytestmark = pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 

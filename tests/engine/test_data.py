@@ -27,7 +27,7 @@ from resnet_gui.engine.data import (
     read_idx,
 )
 from resnet_gui.errors import DataError
-from resnet_gui.spec.recipe import Recipe
+from resnet_gui.arch.recipe import Recipe
 from tests.conftest import SHARED_DATA
 
 

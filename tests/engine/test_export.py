@@ -15,9 +15,9 @@ from resnet_gui.engine import export as export_module
 from resnet_gui.engine.export import export, to_python_source
 from resnet_gui.engine.model import build_model
 from resnet_gui.errors import ExportError
-from resnet_gui.spec.model import Head, Shortcut, Stage, Stem
-from resnet_gui.spec.presets import build_preset
-from resnet_gui.spec.serialize import load_file
+from resnet_gui.arch.model import Head, Shortcut, Stage, Stem
+from resnet_gui.arch.presets import build_preset
+from resnet_gui.arch.serialize import load_file
 
 
 @pytest.fixture(autouse=True)

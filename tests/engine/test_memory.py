@@ -11,8 +11,8 @@ from resnet_gui.engine.export import export
 from resnet_gui.engine.memory import bytes_to_train, physical_memory_bytes, require_memory
 from resnet_gui.engine.trainer import Trainer
 from resnet_gui.errors import ArchitectureError
-from resnet_gui.spec.model import Stage
-from resnet_gui.spec.presets import build_preset
+from resnet_gui.arch.model import Stage
+from resnet_gui.arch.presets import build_preset
 from tests.engine.test_trainer import TINY, one_thread, recipe, tiny_data  # noqa: F401
 
 # About 19 billion parameters (77 GB of float32 weights): valid, but no laptop holds it.

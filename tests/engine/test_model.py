@@ -10,7 +10,7 @@ from torch import nn
 
 from resnet_gui.engine.analysis import analyse
 from resnet_gui.engine.model import build_model
-from resnet_gui.spec.presets import build_preset
+from resnet_gui.arch.presets import build_preset
 
 TABLE1 = ("resnet18", "resnet34", "resnet50", "resnet101", "resnet152")
 

@@ -16,8 +16,8 @@ from resnet_gui.engine.runs import (
     default_runs_dir,
 )
 from resnet_gui.errors import UserError
-from resnet_gui.spec.presets import build_preset
-from resnet_gui.spec.recipe import CHAPTER_RECIPE, Recipe
+from resnet_gui.arch.presets import build_preset
+from resnet_gui.arch.recipe import CHAPTER_RECIPE, Recipe
 
 
 def _arch():

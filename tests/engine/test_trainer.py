@@ -13,8 +13,8 @@ from resnet_gui.engine.data import make_bundle
 from resnet_gui.engine.events import Callback, EpochEnd, StepEnd, TrainEnd, TrainStart
 from resnet_gui.engine.trainer import DivergedError, LearningRatePlan, Trainer, steps_in_epoch
 from resnet_gui.errors import TrainingError, UserError
-from resnet_gui.spec.model import Architecture, Head, Stage, Stem
-from resnet_gui.spec.recipe import Recipe
+from resnet_gui.arch.model import Architecture, Head, Stage, Stem
+from resnet_gui.arch.recipe import Recipe
 
 TINY = Architecture(
     stages=(Stage(blocks=("basic",), width=8, stride=1), Stage(blocks=("basic",), width=12, stride=2)),

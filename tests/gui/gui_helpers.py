@@ -9,7 +9,7 @@ from PySide6.QtGui import QDragEnterEvent, QDragMoveEvent, QDropEvent
 from PySide6.QtTest import QTest
 from PySide6.QtWidgets import QApplication
 
-from resnet_gui.spec.edits import Part
+from resnet_gui.arch.edits import Part
 
 
 def card_point(canvas, part: Part, fx: float = 0.5, fy: float = 0.5) -> QPoint:

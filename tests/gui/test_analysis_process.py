@@ -11,8 +11,8 @@ import pytest
 from gui_helpers import settle
 from resnet_gui.qt.analysis_worker import WorkerProcess
 from resnet_gui.qt.controller import AnalysisRunner
-from resnet_gui.spec import edits
-from resnet_gui.spec.presets import build_preset
+from resnet_gui.arch import edits
+from resnet_gui.arch.presets import build_preset
 
 
 @pytest.fixture

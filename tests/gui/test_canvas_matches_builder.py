@@ -9,7 +9,7 @@ from torch import nn
 
 from resnet_gui.engine.model import BLOCK_CLASSES
 from resnet_gui.qt.canvas import block_steps, conv_text
-from resnet_gui.spec.model import BLOCK_KINDS, Shortcut
+from resnet_gui.arch.model import BLOCK_KINDS, Shortcut
 
 
 def steps_as_layers(steps) -> list[str]:

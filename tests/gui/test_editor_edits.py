@@ -15,7 +15,7 @@ from gui_helpers import (
     stage_header_point,
 )
 from resnet_gui.qt.mime import move_mime
-from resnet_gui.spec.edits import Part
+from resnet_gui.arch.edits import Part
 
 
 def stage_widths(window):

@@ -5,8 +5,8 @@ from __future__ import annotations
 import json
 
 from gui_helpers import settle
-from resnet_gui.spec import edits, serialize
-from resnet_gui.spec.edits import Part
+from resnet_gui.arch import edits, serialize
+from resnet_gui.arch.edits import Part
 
 
 def test_save_then_open_gives_an_equal_architecture(make_window, qtbot, tmp_path,

@@ -9,8 +9,8 @@ from PySide6.QtWidgets import QAbstractItemView, QLabel, QTreeView, QWidget
 from gui_helpers import settle
 from gui_helpers import card_point, click_card
 from resnet_gui.engine.model import build_model
-from resnet_gui.spec.edits import Part
-from resnet_gui.spec.presets import build_preset
+from resnet_gui.arch.edits import Part
+from resnet_gui.arch.presets import build_preset
 
 
 def test_seams_named_widgets_and_d2l_totals(make_window):
@@ -60,7 +60,7 @@ def test_presets_load_with_the_right_totals(make_window, qtbot, preset):
 
 
 def test_preset_menu_lists_every_preset_with_its_description(make_window):
-    from resnet_gui.spec.presets import PRESETS
+    from resnet_gui.arch.presets import PRESETS
 
     window = make_window()
     actions = {action.data(): action for action in window.preset_menu.actions()}
@@ -171,8 +171,8 @@ def test_add_panel_and_document_for_the_training_tabs(make_window):
 
 
 def test_palette_lists_every_kind_with_an_icon(make_window):
-    from resnet_gui.spec.edits import STEM_PRESETS
-    from resnet_gui.spec.model import BLOCK_KINDS, SHORTCUT_KINDS
+    from resnet_gui.arch.edits import STEM_PRESETS
+    from resnet_gui.arch.model import BLOCK_KINDS, SHORTCUT_KINDS
 
     palette = make_window().palette_widget
     wanted = [("stem", key) for key in STEM_PRESETS] + [("stage", "")] + \
@@ -188,7 +188,7 @@ def test_palette_lists_every_kind_with_an_icon(make_window):
 
 def test_new_from_preset_dialog_shows_each_description(make_window, qtbot):
     from resnet_gui.qt.main_window import PresetDialog
-    from resnet_gui.spec.presets import PRESETS
+    from resnet_gui.arch.presets import PRESETS
 
     window = make_window()
     dialog = PresetDialog(window)

@@ -20,7 +20,7 @@ from training_support import (  # noqa: F401 (fixtures)
 from resnet_gui.engine.model import build_model
 from resnet_gui.qt.training import running_training_threads
 from resnet_gui.qt.training.worker import PAUSED
-from resnet_gui.spec.recipe import CHAPTER_RECIPE
+from resnet_gui.arch.recipe import CHAPTER_RECIPE
 
 pytestmark = pytest.mark.timeout(60)
 # The first run in a process imports torch's compiler stack (seconds on a busy 2-core machine).

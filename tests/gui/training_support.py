@@ -15,7 +15,7 @@ from resnet_gui.engine.data import make_bundle
 from resnet_gui.engine.runs import RunStore
 from resnet_gui.qt.training import install_training_panels, running_training_threads
 from resnet_gui.qt.training.worker import IDLE, stop_all_training
-from resnet_gui.spec.model import Architecture, Stage, Stem
+from resnet_gui.arch.model import Architecture, Stage, Stem
 
 
 @pytest.fixture(autouse=True)

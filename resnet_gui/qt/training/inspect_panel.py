@@ -10,7 +10,7 @@ from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 from resnet_gui.qt.training.evaluation import EvaluationView
 from resnet_gui.qt.training.feature_maps import FeatureMapView
 from resnet_gui.qt.training.session import TrainingSession
-from resnet_gui.spec.recipe import Recipe
+from resnet_gui.arch.recipe import Recipe
 
 
 class InspectPanel(QWidget):

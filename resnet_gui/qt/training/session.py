@@ -28,8 +28,8 @@ from resnet_gui.qt.training.worker import (
     default_data_loader,
     prepare_probe,
 )
-from resnet_gui.spec.model import Architecture
-from resnet_gui.spec.recipe import Recipe
+from resnet_gui.arch.model import Architecture
+from resnet_gui.arch.recipe import Recipe
 
 LOCK_REASON = "a training run is live"
 

@@ -27,8 +27,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from resnet_gui.spec.datasets import DATASETS, FOLDER_PREFIX
-from resnet_gui.spec.recipe import CHAPTER_RECIPE, RECIPE_PRESETS, Recipe, validate_recipe
+from resnet_gui.arch.datasets import DATASETS, FOLDER_PREFIX
+from resnet_gui.arch.recipe import CHAPTER_RECIPE, RECIPE_PRESETS, Recipe, validate_recipe
 
 DATASET_CHOICES = (
     *((dataset.key, dataset.name) for dataset in DATASETS),

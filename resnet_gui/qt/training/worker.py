@@ -35,8 +35,8 @@ from resnet_gui.engine.events import (
 )
 from resnet_gui.engine.runs import Run, RunRecorder, RunStore
 from resnet_gui.errors import UserError
-from resnet_gui.spec.model import Architecture
-from resnet_gui.spec.recipe import Recipe
+from resnet_gui.arch.model import Architecture
+from resnet_gui.arch.recipe import Recipe
 
 # Every QThread this module started and that has not been waited for: the test fixtures
 # fail a test that leaves one running (a running QThread destroyed aborts the process).

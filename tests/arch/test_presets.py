@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from resnet_gui.errors import ArchitectureError
-from resnet_gui.spec.presets import PRESETS, build_preset, get_preset, preset_names
+from resnet_gui.arch.presets import PRESETS, build_preset, get_preset, preset_names
 
 EXPECTED = [
     "d2l-resnet18", "resnet18", "resnet34", "resnet50", "resnet101", "resnet152",

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import math
 
-from resnet_gui.spec.numbers import finite_or_none, json_value
+from resnet_gui.arch.numbers import finite_or_none, json_value
 
 
 def test_non_finite_numbers_become_none_and_the_rest_pass():

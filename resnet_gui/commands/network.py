@@ -13,10 +13,10 @@ import sys
 
 from resnet_gui.commands.paths import file_to_write
 from resnet_gui.errors import ArchitectureError, UserError
-from resnet_gui.spec import resolve as spec_resolve
-from resnet_gui.spec.model import Architecture
-from resnet_gui.spec.presets import PRESETS
-from resnet_gui.spec.serialize import dumps
+from resnet_gui.arch import resolve as arch_resolve
+from resnet_gui.arch.model import Architecture
+from resnet_gui.arch.presets import PRESETS
+from resnet_gui.arch.serialize import dumps
 
 ARCH_HELP = "a preset name (see 'resnet-gui presets') or an architecture JSON file"
 EXPORT_FORMATS = ("json", "py", "onnx", "pt2")
@@ -97,7 +97,7 @@ def resolve_architecture(
 ) -> Architecture:
     """The architecture ARCH names, with the input shape and classes applied."""
     channels, size = (None, None) if input_shape is None else (input_shape[0], input_shape[1:])
-    return spec_resolve.resolve_architecture(arch, in_channels=channels, num_classes=classes,
+    return arch_resolve.resolve_architecture(arch, in_channels=channels, num_classes=classes,
                                              input_size=size)
 
 

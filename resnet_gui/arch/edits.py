@@ -16,7 +16,7 @@ import dataclasses
 from dataclasses import dataclass
 
 from resnet_gui.errors import ArchitectureError
-from resnet_gui.spec.model import (
+from resnet_gui.arch.model import (
     BLOCK_EXPANSION,
     BLOCK_KINDS,
     POOL_KINDS,

@@ -16,11 +16,11 @@ import os
 from pathlib import Path
 
 from resnet_gui.errors import ArchitectureError
-from resnet_gui.spec.datasets import Dataset
-from resnet_gui.spec.model import Architecture, validate
-from resnet_gui.spec.presets import PRESETS, build_preset, get_preset
-from resnet_gui.spec.recipe import RECIPE_PRESETS
-from resnet_gui.spec.serialize import load_file
+from resnet_gui.arch.datasets import Dataset
+from resnet_gui.arch.model import Architecture, validate
+from resnet_gui.arch.presets import PRESETS, build_preset, get_preset
+from resnet_gui.arch.recipe import RECIPE_PRESETS
+from resnet_gui.arch.serialize import load_file
 
 
 def looks_like_path(text: str) -> bool:

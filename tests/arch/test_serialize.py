@@ -8,10 +8,10 @@ import os
 import pytest
 
 from resnet_gui.errors import ArchitectureError, UserError
-from resnet_gui.spec import serialize
-from resnet_gui.spec.model import Architecture, Head, Shortcut, Stage, Stem
-from resnet_gui.spec.presets import PRESETS, build_preset
-from resnet_gui.spec.serialize import (
+from resnet_gui.arch import serialize
+from resnet_gui.arch.model import Architecture, Head, Shortcut, Stage, Stem
+from resnet_gui.arch.presets import PRESETS, build_preset
+from resnet_gui.arch.serialize import (
     SCHEMA,
     SCHEMA_VERSION,
     atomic_write_bytes,
@@ -162,7 +162,7 @@ def test_a_version_that_is_not_a_whole_number_is_named(version):
 
 def test_saving_over_a_write_protected_file_is_refused_and_it_is_kept(tmp_path):
     from resnet_gui.errors import FileWriteError
-    from resnet_gui.spec.serialize import save_file
+    from resnet_gui.arch.serialize import save_file
 
     target = tmp_path / "net.json"
     target.write_text("keep me")

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 from typing import Any
 
 from resnet_gui.errors import UserError
-from resnet_gui.spec.datasets import DATASET_KEYS, FOLDER_PREFIX, dataset_for
-from resnet_gui.spec.model import MAX_INPUT_SIZE
+from resnet_gui.arch.datasets import DATASET_KEYS, FOLDER_PREFIX, dataset_for
+from resnet_gui.arch.model import MAX_INPUT_SIZE
 
 DATASETS = DATASET_KEYS  # plus "folder:PATH"
 OPTIMIZERS = ("sgd", "adamw")

@@ -2,9 +2,9 @@
 
 import pytest
 
-from resnet_gui.spec import edits
-from resnet_gui.spec.document import Document, DocumentLocked
-from resnet_gui.spec.presets import build_preset
+from resnet_gui.arch import edits
+from resnet_gui.arch.document import Document, DocumentLocked
+from resnet_gui.arch.presets import build_preset
 
 
 @pytest.fixture

@@ -4,10 +4,10 @@ sentence naming what is wrong) and leaves the original untouched."""
 import pytest
 
 from resnet_gui.errors import ArchitectureError
-from resnet_gui.spec import edits
-from resnet_gui.spec.edits import Part
-from resnet_gui.spec.model import Shortcut, validate
-from resnet_gui.spec.presets import build_preset
+from resnet_gui.arch import edits
+from resnet_gui.arch.edits import Part
+from resnet_gui.arch.model import Shortcut, validate
+from resnet_gui.arch.presets import build_preset
 
 
 @pytest.fixture

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 
 from resnet_gui.errors import ArchitectureError
-from resnet_gui.spec.model import (
+from resnet_gui.arch.model import (
     BLOCK_KINDS,
     Architecture,
     Head,
@@ -15,7 +15,7 @@ from resnet_gui.spec.model import (
     stage_in_channels,
     validate,
 )
-from resnet_gui.spec.presets import build_preset
+from resnet_gui.arch.presets import build_preset
 
 BASE = build_preset("resnet20")
 

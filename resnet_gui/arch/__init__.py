@@ -1,7 +1,7 @@
 """What an architecture is: data, presets, JSON and validation (standard library only)."""
 
 from resnet_gui.errors import ArchitectureError
-from resnet_gui.spec.model import (
+from resnet_gui.arch.model import (
     BLOCK_DESCRIPTIONS,
     BLOCK_EXPANSION,
     BLOCK_KINDS,
@@ -18,9 +18,9 @@ from resnet_gui.spec.model import (
     stage_in_channels,
     validate,
 )
-from resnet_gui.spec.presets import PRESETS, build_preset, get_preset, preset_names
-from resnet_gui.spec.resolve import locate_architecture, resolve_architecture
-from resnet_gui.spec.serialize import dumps, from_dict, load_file, loads, save_file, to_dict
+from resnet_gui.arch.presets import PRESETS, build_preset, get_preset, preset_names
+from resnet_gui.arch.resolve import locate_architecture, resolve_architecture
+from resnet_gui.arch.serialize import dumps, from_dict, load_file, loads, save_file, to_dict
 
 __all__ = [
     "BLOCK_DESCRIPTIONS", "BLOCK_EXPANSION", "BLOCK_KINDS", "POOL_KINDS", "SHORTCUT_DESCRIPTIONS",

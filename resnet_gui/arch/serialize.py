@@ -1,7 +1,7 @@
 """Architecture <-> JSON, with a schema version, read strictly against allowlists.
 
 Nothing read from a file is ever imported or evaluated: kinds are checked against the
-allowlists in :mod:`resnet_gui.spec.model`, unknown fields are refused with a suggestion, and
+allowlists in :mod:`resnet_gui.arch.model`, unknown fields are refused with a suggestion, and
 every error is an :class:`ArchitectureError` naming the field path.
 """
 
@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_gui.errors import ArchitectureError, FileWriteError
-from resnet_gui.spec.model import (
+from resnet_gui.arch.model import (
     MAX_BLOCKS_PER_STAGE,
     Architecture,
     Head,

@@ -16,7 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from resnet_gui.errors import UserError
-from resnet_gui.spec.model import Architecture
+from resnet_gui.arch.model import Architecture
 
 EDIT, UNDO, REDO, RESET, SAVED, LOCK = "edit", "undo", "redo", "reset", "saved", "lock"
 

@@ -8,7 +8,7 @@ import math
 import pytest
 
 from resnet_gui.errors import UserError
-from resnet_gui.spec.recipe import MAX_SEED, Recipe, validate_recipe
+from resnet_gui.arch.recipe import MAX_SEED, Recipe, validate_recipe
 
 FLOAT_FIELDS = [f.name for f in dataclasses.fields(Recipe) if "float" in str(f.type)]
 

@@ -11,7 +11,7 @@ import difflib
 from dataclasses import dataclass
 
 from resnet_gui.errors import ArchitectureError
-from resnet_gui.spec.model import Architecture, Head, Shortcut, Stage, Stem, validate
+from resnet_gui.arch.model import Architecture, Head, Shortcut, Stage, Stem, validate
 
 
 @dataclass(frozen=True)
