@@ -1,0 +1,455 @@
+"""One training run as an object: set-up, one step, one epoch, evaluation, checkpointing and
+reports, each a method.
+
+Where new things go:
+- a per-step hook (telemetry, say): append it to ``loop.step_hooks``; it runs after every
+  optimizer step, with the gradients still in place (see :meth:`TrainingLoop.train_step`);
+- a distributed wrapper: :meth:`TrainingLoop._wrap_model` wraps the network, and
+  :meth:`TrainingLoop._epoch_order` is where each process takes its share of the order.
+
+The :class:`~resnet_gui.engine.trainer.Trainer` is the public handle (stop, pause, probe,
+evaluate); it builds a loop for each :meth:`~resnet_gui.engine.trainer.Trainer.run`.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from resnet_gui.arch.model import Architecture
+from resnet_gui.arch.recipe import Recipe
+from resnet_gui.arch.serialize import dumps
+from resnet_gui.engine.checkpoint import damaged, save_checkpoint, unwrap
+from resnet_gui.engine.data import BatchMaker, DataBundle, augment_generator, epoch_order
+from resnet_gui.engine.device import (
+    channels_last_is_safe,
+    configure_backends,
+    free_accelerator_memory,
+    is_out_of_memory,
+    synchronize,
+)
+from resnet_gui.engine.events import EpochEnd, StepEnd, TrainEnd, TrainStart
+from resnet_gui.engine.run_state import RunningSums, RunState
+from resnet_gui.engine.schedule import (
+    LearningRatePlan,
+    initialise,
+    make_optimizer,
+    set_learning_rate,
+    steps_in_epoch,
+)
+from resnet_gui.errors import TrainingError
+
+if TYPE_CHECKING:
+    from resnet_gui.engine.trainer import Trainer
+
+WARMUP_STEPS = 2  # excluded from examples/s: allocator, autotuning and compilation settle
+OOM_FLOOR = 8  # the smallest batch an out-of-memory retry goes down to
+PENDING_LOSSES_ON_GPU = 32  # losses read back in bunches on an accelerator
+
+StepHook = Callable[["TrainingLoop"], None]
+
+
+class LossWatch:
+    """Losses not yet checked for finiteness, with (epoch, batch, lr) of their step; read every
+    step on the CPU, where reading is free, and in bunches on an accelerator."""
+
+    def __init__(self, device: torch.device, diverged: Callable[..., Exception]) -> None:
+        self.every_step = device.type == "cpu"
+        self.diverged = diverged
+        self.last_finite: float | None = None
+        self._losses: list[torch.Tensor] = []
+        self._where: list[tuple[int, int, float]] = []
+
+    def add(self, loss: torch.Tensor, epoch: int, batch: int, lr: float) -> None:
+        self._losses.append(loss.detach())
+        self._where.append((epoch, batch, lr))
+        self.check(force=False)
+
+    def check(self, force: bool) -> None:
+        """Raise the divergence error of the first non-finite loss."""
+        if not self._losses or not (force or self.every_step
+                                    or len(self._losses) >= PENDING_LOSSES_ON_GPU):
+            return
+        values = torch.stack(self._losses).float().cpu().numpy()
+        where = list(self._where)
+        self._losses.clear()
+        self._where.clear()
+        bad = np.flatnonzero(~np.isfinite(values))
+        if bad.size == 0:
+            self.last_finite = float(values[-1])
+            return
+        index = int(bad[0])
+        if index > 0:
+            self.last_finite = float(values[index - 1])
+        raise self.diverged(float(values[index]), *where[index], self.last_finite)
+
+
+class Timing:
+    """Examples and seconds of timed steps, for the run and for the current epoch."""
+
+    def __init__(self) -> None:
+        self.steps = 0  # steps taken by this process (the first WARMUP_STEPS are not timed)
+        self.seconds, self.examples = 0.0, 0
+        self.epoch_seconds, self.epoch_examples = 0.0, 0
+        self.epoch_started = time.perf_counter()
+
+    def add(self, seconds: float, examples: int) -> None:
+        self.steps += 1
+        if self.steps > WARMUP_STEPS:
+            self.seconds += seconds
+            self.examples += examples
+            self.epoch_seconds += seconds
+            self.epoch_examples += examples
+
+    def throughput(self) -> float:
+        return self.examples / self.seconds if self.seconds > 0 else math.nan
+
+    def epoch_throughput(self) -> float:
+        return self.epoch_examples / self.epoch_seconds if self.epoch_seconds > 0 else math.nan
+
+    def next_epoch(self) -> float:
+        """Seconds the epoch took, and a fresh epoch count."""
+        now = time.perf_counter()
+        seconds, self.epoch_started = now - self.epoch_started, now
+        self.epoch_seconds, self.epoch_examples = 0.0, 0
+        return seconds
+
+
+class TrainingLoop:
+    """One run of ``trainer``: its network, optimizer and :class:`RunState`, built at set-up
+    (and restored from ``checkpoint`` when resuming)."""
+
+    def __init__(self, trainer: Trainer, arch: Architecture, recipe: Recipe, data: DataBundle,
+                 checkpoint: dict[str, Any] | None) -> None:
+        self.trainer, self.arch, self.recipe, self.data = trainer, arch, recipe, data
+        self.num_train = data.num_train
+        self.checkpoint_path: Path | None = trainer.checkpoint_path
+        self.step_hooks: list[StepHook] = []
+        self.reason = "completed"
+        self.started = time.perf_counter()
+        self._set_up_device()
+        self._set_up_model()
+        self._set_up_optimizer()
+        self.state = RunState(self.device, recipe.batch_size)
+        if checkpoint is not None:
+            self.restore(checkpoint)
+        self._set_up_fast_paths()
+        self.window = RunningSums(self.device)  # the steps since the last report
+        self.losses = LossWatch(self.device, trainer.diverged)
+        self.timing = Timing()
+        self.last_report = 0.0
+
+    # -- set-up -----------------------------------------------------------------------------
+
+    def _set_up_device(self) -> None:
+        self.placement = self.trainer.placement
+        self.device = self.placement.device
+        configure_backends(self.device)
+
+    def _set_up_model(self) -> None:
+        """The network, seeded, initialised and placed; batches are cut where its data is."""
+        torch.manual_seed(self.recipe.seed)
+        model = self.trainer.build_network()
+        initialise(model, self.recipe.init, self.recipe.zero_init_last)
+        self.channels_last = self.recipe.channels_last and channels_last_is_safe(model,
+                                                                                  self.device)
+        memory_format = torch.channels_last if self.channels_last else torch.preserve_format
+        self.model = model.to(device=self.device, memory_format=memory_format)
+        self.trainer.model = self.trainer._run_model = self.model
+        self.device_data = self.trainer._device_data = self._place_data()
+        self.maker = self.trainer._maker = BatchMaker.for_bundle(
+            self.device_data, self.recipe, self.device, self.channels_last)
+        self.augment_device = self.device_data.train_images.device
+
+    def _set_up_optimizer(self) -> None:
+        self.optimizer = make_optimizer(self.model, self.recipe)
+        self.plan = LearningRatePlan(self.recipe)
+        self.scaler = torch.amp.GradScaler(self.device.type,
+                                           enabled=self.placement.uses_scaler)
+        self.loss_function = nn.CrossEntropyLoss(label_smoothing=self.recipe.label_smoothing)
+
+    def _set_up_fast_paths(self) -> None:
+        """torch.compile when asked for; on CUDA, a graph of the training forward and
+        backward for full batches (at small batches kernel launches set the pace)."""
+        self.train_model = self._wrap_model(self.model)
+        self.compiled_steps = 0
+        self.eager_forward = self.model.forward
+        self.graphed_batch: tuple[int, ...] | None = None
+        if self.device.type == "cuda" and not self.recipe.compile and self.trainer.cuda_graphs:
+            self.graphed_batch = self.trainer._capture_cuda_graph(
+                self.model, self.maker, self.device_data, self.state.batch_size)
+
+    def _wrap_model(self, model: nn.Module) -> nn.Module:
+        """The module the steps call: the network itself, or a compiled (or distributed)
+        wrapper around it. Checkpoints always save the unwrapped network."""
+        return torch.compile(model) if self.recipe.compile else model
+
+    def _place_data(self) -> DataBundle:
+        if self.device.type == "cpu":
+            return self.data
+        try:
+            return self.data.to(self.device)
+        except Exception as error:
+            if not is_out_of_memory(error):
+                raise
+            free_accelerator_memory(self.device)
+            self.trainer.notice(f"the dataset does not fit in {self.device} memory, so batches "
+                                "travel from the computer's memory (slower)")
+            return self.data
+
+    # -- checkpoints ------------------------------------------------------------------------
+
+    def checkpoint_payload(self) -> dict[str, Any]:
+        state = self.state
+        progress = state.epoch + state.position / max(self.num_train, 1)
+        return {
+            "architecture": dumps(self.arch),
+            "recipe": self.recipe.to_dict(),
+            "class_names": list(self.data.class_names),
+            "model": unwrap(self.model).state_dict(),
+            "optimizer": self.optimizer.state_dict(),
+            "scheduler": self.plan.state_dict(progress),
+            "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
+            "num_train": self.num_train,
+            **state.to_checkpoint(),
+        }
+
+    def restore(self, checkpoint: dict[str, Any]) -> None:
+        """Weights, optimizer, scaler and run state from ``checkpoint``, as a whole."""
+        try:
+            self.model.load_state_dict(checkpoint["model"])
+            self.optimizer.load_state_dict(checkpoint["optimizer"])
+            if checkpoint.get("scaler"):
+                self.scaler.load_state_dict(checkpoint["scaler"])
+            self.state = RunState.from_checkpoint(checkpoint, self.device, self.recipe,
+                                                  self.num_train)
+        except torch.cuda.OutOfMemoryError:
+            raise
+        except (KeyError, TypeError, ValueError, AttributeError, IndexError,
+                RuntimeError) as error:  # a damaged file, or one written by hand
+            raise damaged(self.trainer.resume_from, "is damaged: its training state cannot be "
+                          f"restored ({type(error).__name__})") from None
+
+    def save(self) -> str | None:
+        """Save the checkpoint (when the run has a path); the path saved, or None."""
+        if self.checkpoint_path is None:
+            return None
+        save_checkpoint(self.checkpoint_path, self.checkpoint_payload())
+        return str(self.checkpoint_path)
+
+    # -- the run ----------------------------------------------------------------------------
+
+    def run(self) -> TrainEnd:
+        self.trainer.emit("on_train_start", self.start_event())
+        while self.state.epoch < self.recipe.epochs and self.reason == "completed":
+            self.train_epoch()
+            if self.reason == "completed":
+                self.end_epoch()
+        return self.finish()
+
+    def start_event(self) -> TrainStart:
+        data, state, device = self.data, self.state, self.device
+        steps_per_epoch = steps_in_epoch(self.num_train, state.batch_size)
+        index = device.index if device.index is not None else (
+            torch.cuda.current_device() if device.type == "cuda" else None)
+        return TrainStart(
+            epochs=self.recipe.epochs, steps_per_epoch=steps_per_epoch,
+            total_steps=self.recipe.epochs * steps_per_epoch, start_epoch=state.epoch,
+            start_step=state.step,
+            device=f"cuda:{index}" if device.type == "cuda" else str(device),
+            precision=self.placement.precision, batch_size=state.batch_size,
+            num_train=self.num_train, num_test=data.num_test,
+            class_names=tuple(data.class_names),
+            input_shape=tuple(int(v) for v in (data.channels,
+                                               *self.maker.output_size(data.image_size))))
+
+    def _epoch_order(self) -> torch.Tensor:
+        """This epoch's order of training examples, on the device batches are cut on."""
+        if self.state.order is None:
+            self.state.order = epoch_order(self.num_train, self.recipe.seed, self.state.epoch)
+        return self.state.order.to(self.augment_device)
+
+    def train_epoch(self) -> None:
+        """Steps until the epoch's end, or until Stop or ``max_steps`` set ``reason``."""
+        state, order = self.state, self._epoch_order()
+        while state.position < self.num_train:
+            self.reason = self._interruption()
+            if self.reason != "completed":
+                return
+            if self.trainer.paused:
+                self._wait_while_paused()
+                continue
+            take = min(state.batch_size, self.num_train - state.position)
+            if take == 1 and state.position > 0:  # a lone last example: see steps_in_epoch
+                state.position = self.num_train
+                return
+            self.train_step(order[state.position:state.position + take])
+
+    def _interruption(self) -> str:
+        max_steps = self.recipe.max_steps
+        if max_steps is not None and self.state.step >= max_steps:
+            return "max_steps"
+        return "stopped" if self.trainer.stop_requested else "completed"
+
+    def _wait_while_paused(self) -> None:
+        self.report(force=True)
+        self.trainer.wait_until_resumed()
+
+    def train_step(self, index: torch.Tensor) -> None:
+        """One optimizer step on the examples at ``index``. A step that ran out of memory or
+        could not compile is retried by the epoch loop (smaller, or uncompiled)."""
+        started = time.perf_counter()
+        labels = self.device_data.train_labels[index]
+        try:
+            logits, loss, lr = self._forward_backward(index, labels)
+        except Exception as error:
+            self._recover(error)
+            return
+        state, take = self.state, len(index)
+        correct = (logits.detach().argmax(dim=1) == labels).sum()
+        self.compiled_steps += self.train_model is not self.model
+        state.step += 1
+        state.position += take
+        state.batch_in_epoch += 1
+        self.window.add(loss, correct, take)
+        state.sums.add(loss, correct, take)
+        self.losses.add(loss, state.epoch, state.batch_in_epoch, lr)
+        for hook in self.step_hooks:
+            hook(self)
+        last = (state.position >= self.num_train - 1
+                or (self.recipe.max_steps is not None and state.step >= self.recipe.max_steps))
+        if last:
+            synchronize(self.device)
+        self.report(force=last)
+        self.timing.add(time.perf_counter() - started, take)
+
+    def _forward_backward(self, index: torch.Tensor, labels: torch.Tensor
+                          ) -> tuple[torch.Tensor, torch.Tensor, float]:
+        state, recipe = self.state, self.recipe
+        generator = (augment_generator(recipe.seed, state.step, self.augment_device)
+                     if recipe.augment else None)
+        inputs = self.maker(self.device_data.train_images[index], generator)
+        lr = self.plan.lr(state.epoch + state.position / self.num_train)
+        set_learning_rate(self.optimizer, lr)
+        # Autocast's weight cache cannot live across graph replays.
+        with self.placement.autocast(cache_enabled=self.graphed_batch is None):
+            if self.graphed_batch is None or tuple(inputs.shape) == self.graphed_batch:
+                logits = self.train_model(inputs)
+            else:  # a smaller last batch: the graph holds fixed shapes
+                logits = self.eager_forward(inputs)
+        loss = self.loss_function(logits.float(), labels)
+        self.optimizer.zero_grad(set_to_none=True)
+        self.scaler.scale(loss).backward()
+        if recipe.grad_clip is not None:
+            self.scaler.unscale_(self.optimizer)
+            nn.utils.clip_grad_norm_(self.model.parameters(), recipe.grad_clip)
+        self.scaler.step(self.optimizer)
+        self.scaler.update()
+        return logits, loss, lr
+
+    def _recover(self, error: Exception) -> None:
+        """Go on without torch.compile after it failed, or at a smaller batch after running
+        out of memory; re-raise anything else."""
+        if self.train_model is not self.model and not self.compiled_steps:
+            # No compiler on this machine, or an op inductor cannot handle: the run goes on
+            # as it would have without --compile.
+            self.trainer.notice(f"torch.compile failed ({type(error).__name__}); training "
+                                "without it")
+            self.train_model = self.model
+            return
+        if not is_out_of_memory(error):
+            raise error
+        del error  # its traceback holds the failed step's tensors
+        if self.graphed_batch is not None:  # the graph holds the larger batch's memory
+            self.trainer.release_graph()
+            self.graphed_batch = None
+        self.state.batch_size = self._smaller_batch(self.state.batch_size)
+
+    def _smaller_batch(self, batch_size: int) -> int:
+        self.optimizer.zero_grad(set_to_none=True)
+        free_accelerator_memory(self.device)
+        floor = min(OOM_FLOOR, self.recipe.batch_size)
+        smaller = batch_size // 2
+        if smaller < floor:
+            raise TrainingError(
+                f"{self.device} ran out of memory even at batch size {batch_size}; use a "
+                "smaller network, a smaller --resize, or --device cpu")
+        self.trainer.notice(f"{self.device} ran out of memory at batch size {batch_size}; "
+                            f"continuing at {smaller}")
+        self.trainer._eval_batch = min(self.trainer._eval_batch, smaller)
+        return smaller
+
+    # -- reports, epoch end and run end ------------------------------------------------------
+
+    def report(self, force: bool) -> None:
+        """A StepEnd for the steps since the last one, at most every ``report_interval``."""
+        now = time.perf_counter()
+        if self.window.seen == 0 or not (
+                force or now - self.last_report >= self.trainer.report_interval):
+            return
+        self.losses.check(force=True)
+        loss, accuracy = self.window.means()
+        self.window.reset()
+        self.last_report = now
+        state = self.state
+        self.trainer.emit("on_batch_end", StepEnd(
+            epoch=state.epoch, step=state.step, batch=state.batch_in_epoch,
+            epoch_progress=state.epoch + state.position / max(self.num_train, 1), loss=loss,
+            accuracy=accuracy, lr=self._lr(), examples_per_sec=self.timing.throughput()))
+
+    def _lr(self) -> float:
+        return float(self.optimizer.param_groups[0]["lr"])
+
+    def end_epoch(self) -> None:
+        """Evaluate, probe, report the epoch, then save the checkpoint that claims it (a
+        listener's record of the epoch comes first, so no checkpoint is ahead of the log)."""
+        self.report(force=True)
+        self.losses.check(force=True)
+        state = self.state
+        state.last_train = state.sums.means()
+        evaluation = self.trainer.evaluate()
+        state.last_test_accuracy = evaluation.accuracy
+        probe = self.trainer.compute_probe()
+        finished_epoch = state.epoch
+        state.start_next_epoch()
+        throughput = self.timing.epoch_throughput()
+        seconds = self.timing.next_epoch()
+        self.trainer.emit("on_epoch_end", EpochEnd(
+            epoch=finished_epoch, step=state.step, train_loss=state.last_train[0],
+            train_accuracy=state.last_train[1], test_loss=evaluation.loss,
+            test_accuracy=evaluation.accuracy, lr=self._lr(),
+            seconds=seconds, examples_per_sec=throughput, evaluation=evaluation,
+            probe=probe, checkpoint=str(self.checkpoint_path) if self.checkpoint_path else None))
+        self.save()
+
+    def finish(self) -> TrainEnd:
+        """The run's end: a stopped or bounded run is evaluated (bounded) and saved."""
+        self.report(force=True)
+        self.losses.check(force=True)
+        state, saved, message = self.state, None, ""
+        if self.reason in ("stopped", "max_steps"):
+            if state.sums.seen:
+                state.last_train = state.sums.means()
+            if self.reason == "max_steps" and state.sums.seen:
+                # A bounded run ends with a result: evaluate the weights it leaves.
+                state.last_test_accuracy = self.trainer.evaluate().accuracy
+            saved = self.save()
+            message = (f"stopped after {state.step} steps" if self.reason == "stopped"
+                       else f"reached --max-steps {self.recipe.max_steps}")
+            if saved:
+                message += f"; the checkpoint {saved} resumes it"
+        elif self.checkpoint_path is not None and self.checkpoint_path.exists():
+            saved = str(self.checkpoint_path)
+        return TrainEnd(
+            reason=self.reason, epoch=state.epoch, step=state.step,
+            train_loss=state.last_train[0], train_accuracy=state.last_train[1],
+            test_accuracy=state.last_test_accuracy,
+            examples_per_sec=self.timing.throughput(),
+            seconds=time.perf_counter() - self.started, checkpoint=saved, message=message)
