@@ -204,7 +204,9 @@ def test_a_crop_padding_as_large_as_a_folders_images_is_refused(tmp_path, capsys
         (tmp_path / name).mkdir()
         for index in range(3):
             Image.new("L", (9, 7), 10 * index).save(tmp_path / name / f"{index}.png")
-    assert train("fmnist-fast", "--dataset", f"folder:{tmp_path}", "--crop-padding", "7") == 1
+    # Images are read at the input size (here 7 px, as --resize sets it).
+    assert train("fmnist-fast", "--dataset", f"folder:{tmp_path}", "--resize", "7",
+                 "--crop-padding", "7") == 1
     assert "7-pixel side of the images, got 7" in one_error_line(capsys)
 
 
@@ -331,7 +333,7 @@ def test_a_damaged_checkpoint_is_one_line_and_left_as_it_was(change, problem, sa
 def test_a_batch_of_one_image_with_batch_norm_on_1x1_maps_is_refused(option, fix, data_dir,
                                                                      tmp_path, capsys):
     # resnet18 takes 28x28 images down to 1x1 in layer4; PyTorch raised a ValueError mid-step.
-    assert train("resnet18", "--data-dir", data_dir, option, "--max-steps", "1",
+    assert train("resnet18", "--data-dir", data_dir, option, "--max-steps", "1", "--resize", "28",
                  "--checkpoint", tmp_path / "run.pt") == 1
     assert one_error_line(capsys) == (
         "resnet-gui: error: a batch of one image cannot train layer4.0.bn1: batch norm needs "

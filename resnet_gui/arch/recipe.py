@@ -14,7 +14,7 @@ from typing import Any
 
 from resnet_gui.errors import UserError
 from resnet_gui.arch.datasets import DATASET_KEYS, FOLDER_PREFIX, dataset_for
-from resnet_gui.arch.model import MAX_INPUT_SIZE
+from resnet_gui.arch.model import MAX_INPUT_SIZE, Architecture
 
 DATASETS = DATASET_KEYS  # plus "folder:PATH"
 OPTIMIZERS = ("sgd", "adamw")
@@ -44,6 +44,9 @@ class Recipe:
     grad_clip: float | None = None  # max global gradient norm
     init: str = "kaiming"
     zero_init_last: bool = False
+    # Batch-norm statistics recomputed over training images before each evaluation; None:
+    # where the plan is short enough for the running averages to lag (see plan_for_budget).
+    precise_bn: bool | None = None
     resize: int | None = None  # square side the images are resized to; None keeps the dataset's
     augment: bool = True  # random crop with padding + horizontal flip
     crop_padding: int | None = None  # pixels of the random crop; None: 1/8 of the side, 0: flips only
@@ -209,6 +212,16 @@ def validate_recipe(recipe: Recipe) -> Recipe:
             or not 0 <= recipe.seed <= MAX_SEED):
         fail("seed", f"must be a whole number from 0 to {MAX_SEED} (2**63-1), got {recipe.seed!r}")
     return recipe
+
+
+def with_input_size(recipe: Recipe, arch: Architecture) -> Recipe:
+    """The recipe that trains at the architecture's input size: images are resized to it, as
+    the chapter's ``resize=96`` does. A recipe's own ``resize`` (``--resize S``) wins and
+    sets the input size of the run; a non-square input keeps the dataset's size."""
+    height, width = arch.input_size
+    if recipe.resize is not None or height != width:
+        return recipe
+    return recipe.replace(resize=height)
 
 
 def check_crop_padding(recipe: Recipe, side: int) -> None:

@@ -30,6 +30,7 @@ from resnet_gui.arch.recipe import (
     Recipe,
     get_recipe,
     validate_recipe,
+    with_input_size,
 )
 
 # Command-line option -> recipe field, for options that override the recipe when given.
@@ -160,7 +161,14 @@ class JsonLog:
         self.handle.write(json.dumps(finite, allow_nan=False) + "\n")
         self.handle.flush()
 
-    def on_train_start(self, event) -> None: ...
+    def on_train_start(self, event) -> None:
+        self.write({"event": "start", "architecture": event.architecture,
+                    "input_shape": list(event.input_shape), "device": event.device,
+                    "precision": event.precision, "batch_size": event.batch_size,
+                    "epochs": event.epochs, "steps_per_epoch": event.steps_per_epoch,
+                    "start_epoch": event.start_epoch, "start_step": event.start_step,
+                    "num_train": event.num_train, "num_test": event.num_test,
+                    "class_names": list(event.class_names), "recipe": event.recipe})
 
     def on_batch_end(self, event) -> None:
         self.write({"event": "step", "epoch": event.epoch, "step": event.step,
@@ -181,7 +189,8 @@ class JsonLog:
                     "step": event.step, "train_loss": event.train_loss,
                     "train_acc": event.train_accuracy, "test_acc": event.test_accuracy,
                     "examples_per_sec": event.examples_per_sec, "seconds": event.seconds,
-                    "checkpoint": event.checkpoint, "message": event.message})
+                    "checkpoint": event.checkpoint, "message": event.message,
+                    "learned": event.learned, "verdict": event.verdict})
 
     def on_exception(self, error: BaseException) -> None:
         self.write({"event": "error", "message": str(error) or type(error).__name__})
@@ -319,7 +328,8 @@ def run_train(args: argparse.Namespace) -> int:
     else:
         arch = resolve_architecture(args.arch)
         base = base_recipe(args, args.arch)
-    recipe = build_recipe(args, base, resuming=checkpoint is not None)
+    # The architecture's input size is the size that trains (--resize overrides it).
+    recipe = with_input_size(build_recipe(args, base, resuming=checkpoint is not None), arch)
 
     print(f"resnet-gui: loading {recipe.dataset}...", file=sys.stderr)
     data = load_data(recipe)
@@ -345,6 +355,8 @@ def run_train(args: argparse.Namespace) -> int:
     if end.checkpoint:
         summary += f"; checkpoint {end.checkpoint}"
     print(summary, file=sys.stderr)
+    if end.learned is False:
+        print(f"resnet-gui: warning: {end.verdict}", file=sys.stderr)
     return 130 if interrupt.interrupted else 0
 
 

@@ -25,6 +25,8 @@ class TrainStart:
     num_test: int
     class_names: tuple[str, ...]
     input_shape: tuple[int, int, int]  # C, H, W as the network sees it
+    architecture: str = ""  # the architecture's name
+    recipe: dict = field(default_factory=dict)  # the run's plan, as Recipe.to_dict()
 
 
 @dataclass(frozen=True)
@@ -97,6 +99,10 @@ class TrainEnd:
     seconds: float
     checkpoint: str | None = None
     message: str = ""  # one sentence for the user when reason is not "completed"
+    # Whether the evaluated network learned (None: nothing was evaluated); when it did not,
+    # ``verdict`` says why in one sentence with a fix.
+    learned: bool | None = None
+    verdict: str = ""
 
 
 class Callback:

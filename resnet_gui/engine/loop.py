@@ -26,8 +26,15 @@ from torch import nn
 from resnet_gui.arch.model import Architecture
 from resnet_gui.arch.recipe import Recipe
 from resnet_gui.arch.serialize import dumps
+from resnet_gui.engine.batchnorm import recompute_statistics, training_batches
 from resnet_gui.engine.checkpoint import damaged, save_checkpoint, unwrap
-from resnet_gui.engine.data import BatchMaker, DataBundle, augment_generator, epoch_order
+from resnet_gui.engine.data import (
+    BatchMaker,
+    DataBundle,
+    augment_generator,
+    derive_seed,
+    epoch_order,
+)
 from resnet_gui.engine.device import (
     channels_last_is_safe,
     configure_backends,
@@ -35,7 +42,7 @@ from resnet_gui.engine.device import (
     is_out_of_memory,
     synchronize,
 )
-from resnet_gui.engine.events import EpochEnd, StepEnd, TrainEnd, TrainStart
+from resnet_gui.engine.events import EpochEnd, Evaluation, StepEnd, TrainEnd, TrainStart
 from resnet_gui.engine.run_state import RunningSums, RunState
 from resnet_gui.engine.schedule import (
     LearningRatePlan,
@@ -44,6 +51,7 @@ from resnet_gui.engine.schedule import (
     set_learning_rate,
     steps_in_epoch,
 )
+from resnet_gui.engine.verdict import RunOutcome, Verdict, chance_accuracy, judge
 from resnet_gui.errors import TrainingError
 
 if TYPE_CHECKING:
@@ -52,6 +60,7 @@ if TYPE_CHECKING:
 WARMUP_STEPS = 2  # excluded from examples/s: allocator, autotuning and compilation settle
 OOM_FLOOR = 8  # the smallest batch an out-of-memory retry goes down to
 PENDING_LOSSES_ON_GPU = 32  # losses read back in bunches on an accelerator
+PRECISE_BN_PURPOSE = 3  # derive_seed's purposes: 1 the epoch order, 2 augmentation
 
 StepHook = Callable[["TrainingLoop"], None]
 
@@ -268,7 +277,8 @@ class TrainingLoop:
             num_train=self.num_train, num_test=data.num_test,
             class_names=tuple(data.class_names),
             input_shape=tuple(int(v) for v in (data.channels,
-                                               *self.maker.output_size(data.image_size))))
+                                               *self.maker.output_size(data.image_size))),
+            architecture=self.arch.name, recipe=self.recipe.to_dict())
 
     def _epoch_order(self) -> torch.Tensor:
         """This epoch's order of training examples, on the device batches are cut on."""
@@ -396,6 +406,8 @@ class TrainingLoop:
             return
         self.losses.check(force=True)
         loss, accuracy = self.window.means()
+        if math.isnan(self.state.first_loss):
+            self.state.first_loss = loss
         self.window.reset()
         self.last_report = now
         state = self.state
@@ -407,6 +419,22 @@ class TrainingLoop:
     def _lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
 
+    def evaluate(self) -> Evaluation:
+        """The test set, after recomputing batch-norm statistics where the plan asks for it
+        (in eval mode the network normalises with them)."""
+        if self.recipe.precise_bn:
+            generator = torch.Generator().manual_seed(
+                derive_seed(self.recipe.seed, PRECISE_BN_PURPOSE, self.state.epoch))
+            order = torch.randperm(self.num_train, generator=generator)
+            recompute_statistics(self.model, training_batches(
+                self.device_data.train_images, order, self.maker,
+                max(self.state.batch_size, 64)), self._eval_forward)
+        return self.trainer.evaluate()
+
+    def _eval_forward(self, inputs: torch.Tensor) -> torch.Tensor:
+        with self.placement.autocast(cache_enabled=self.graphed_batch is None):
+            return self.eager_forward(inputs)
+
     def end_epoch(self) -> None:
         """Evaluate, probe, report the epoch, then save the checkpoint that claims it (a
         listener's record of the epoch comes first, so no checkpoint is ahead of the log)."""
@@ -414,7 +442,7 @@ class TrainingLoop:
         self.losses.check(force=True)
         state = self.state
         state.last_train = state.sums.means()
-        evaluation = self.trainer.evaluate()
+        evaluation = self.evaluate()
         state.last_test_accuracy = evaluation.accuracy
         probe = self.trainer.compute_probe()
         finished_epoch = state.epoch
@@ -439,7 +467,7 @@ class TrainingLoop:
                 state.last_train = state.sums.means()
             if self.reason == "max_steps" and state.sums.seen:
                 # A bounded run ends with a result: evaluate the weights it leaves.
-                state.last_test_accuracy = self.trainer.evaluate().accuracy
+                state.last_test_accuracy = self.evaluate().accuracy
             saved = self.save()
             message = (f"stopped after {state.step} steps" if self.reason == "stopped"
                        else f"reached --max-steps {self.recipe.max_steps}")
@@ -447,9 +475,25 @@ class TrainingLoop:
                 message += f"; the checkpoint {saved} resumes it"
         elif self.checkpoint_path is not None and self.checkpoint_path.exists():
             saved = str(self.checkpoint_path)
+        verdict = self.verdict()
         return TrainEnd(
             reason=self.reason, epoch=state.epoch, step=state.step,
             train_loss=state.last_train[0], train_accuracy=state.last_train[1],
             test_accuracy=state.last_test_accuracy,
             examples_per_sec=self.timing.throughput(),
-            seconds=time.perf_counter() - self.started, checkpoint=saved, message=message)
+            seconds=time.perf_counter() - self.started, checkpoint=saved, message=message,
+            learned=None if verdict is None else verdict.learned,
+            verdict="" if verdict is None else verdict.message)
+
+    def verdict(self) -> Verdict | None:
+        """Whether the network learned, for a run that ran its plan or its step bound and
+        was evaluated; None for a stopped run (the user ended it: no judgement)."""
+        evaluation = self.trainer.last_evaluation
+        if self.reason not in ("completed", "max_steps") or evaluation is None:
+            return None
+        data, state = self.device_data, self.state
+        return judge(RunOutcome(
+            test_accuracy=evaluation.accuracy, test_loss=evaluation.loss,
+            train_loss=state.last_train[0], first_loss=state.first_loss,
+            chance=chance_accuracy(data.test_labels.cpu().numpy(), data.num_classes),
+            steps=state.step, lr=self.recipe.lr, batch_size=state.batch_size))

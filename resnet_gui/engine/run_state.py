@@ -70,6 +70,7 @@ class RunState:
     sums: RunningSums = field(init=False)  # this epoch's training loss and accuracy so far
     last_train: tuple[float, float] = (math.nan, math.nan)  # loss, accuracy of the last epoch
     last_test_accuracy: float = math.nan
+    first_loss: float = math.nan  # the training loss the run started from (see verdict.py)
 
     def __post_init__(self) -> None:
         self.sums = RunningSums(self.device)
@@ -95,6 +96,7 @@ class RunState:
             "last_test_accuracy": self.last_test_accuracy,
             "last_train_loss": self.last_train[0],
             "last_train_accuracy": self.last_train[1],
+            "first_loss": self.first_loss,
             # Bit-exact resume on the CPU needs the same thread count (reductions split by it).
             "threads": torch.get_num_threads(),
         }
@@ -118,6 +120,7 @@ class RunState:
         state.last_test_accuracy = _fraction(checkpoint.get("last_test_accuracy"))
         state.last_train = (_finite(checkpoint.get("last_train_loss")),
                             _fraction(checkpoint.get("last_train_accuracy")))
+        state.first_loss = _finite(checkpoint.get("first_loss"))
         _restore_rng(checkpoint["rng"], device)
         return state
 

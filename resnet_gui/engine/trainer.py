@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from resnet_gui.arch.model import Architecture
-from resnet_gui.arch.recipe import Recipe, validate_recipe
+from resnet_gui.arch.recipe import Recipe, validate_recipe, with_input_size
 from resnet_gui.engine.analysis import Analysis, analyse
 from resnet_gui.engine.checkpoint import (
     architecture_differences,
@@ -108,7 +108,7 @@ class Trainer:
         data: DataBundle | None = None,
     ) -> None:
         self.arch = arch
-        self.recipe = validate_recipe(recipe)
+        self.recipe = with_input_size(validate_recipe(recipe), arch)
         self.callbacks = list(callbacks)
         self.checkpoint_path = Path(checkpoint_path) if checkpoint_path else None
         self.resume_from = Path(resume_from) if resume_from else None
@@ -232,7 +232,7 @@ class Trainer:
         sentence, not a failure mid-allocation. Returns the checkpoint resumed from."""
         checkpoint = load_checkpoint(self.resume_from) if self.resume_from else None
         if checkpoint is not None:
-            self.recipe = self._resumed_recipe(checkpoint)
+            self.recipe = with_input_size(self._resumed_recipe(checkpoint), self.arch)
         if self.data is None:
             self.data = load_data(self.recipe)
         if self.data.notice:

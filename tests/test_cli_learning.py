@@ -1,0 +1,71 @@
+"""`resnet-gui train` says what it trains and whether it learned: the log's start record, the
+architecture's input size, and a run that did not learn named as such."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+
+from tests.engine.test_data import write_idx
+from tests.test_cli_train import data_dir, read_log, run_cli  # noqa: F401 (fixture)
+
+
+def test_the_log_starts_with_the_whole_plan_and_the_input_size_that_trains(tmp_path, data_dir):
+    log = tmp_path / "run.jsonl"
+    done = run_cli("train", "d2l-resnet18", "--data-dir", data_dir, "--max-steps", "1",
+                   "--batch-size", "16", "--limit-test", "8", "--no-progress", "--log", log)
+    assert done.returncode == 0, done.stderr
+    start = read_log(log)[0]
+    assert start["event"] == "start"
+    # Build shows d2l-resnet18 at 96 px; the chapter resizes Fashion-MNIST to 96 too.
+    assert start["input_shape"] == [1, 96, 96] and "1x96x96" in done.stderr
+    assert start["architecture"] == "d2l-resnet18"
+    assert start["batch_size"] == 16 and start["num_train"] == 200 and start["num_test"] == 8
+    assert start["steps_per_epoch"] == 13 and start["epochs"] == start["recipe"]["epochs"]
+    assert start["recipe"]["resize"] == 96 and start["device"] == "cpu"
+    assert start["precision"] in ("fp32", "bf16")
+
+
+def test_resize_overrides_the_input_size_of_the_run(tmp_path, data_dir):
+    log = tmp_path / "run.jsonl"
+    done = run_cli("train", "d2l-resnet18", "--data-dir", data_dir, "--max-steps", "1",
+                   "--resize", "40", "--limit-test", "8", "--no-progress", "--log", log)
+    assert done.returncode == 0, done.stderr
+    assert read_log(log)[0]["input_shape"] == [1, 40, 40]
+
+
+def test_a_run_at_a_vanishing_learning_rate_says_it_did_not_learn(tmp_path, data_dir):
+    log = tmp_path / "run.jsonl"
+    done = run_cli("train", "resnet20", "--data-dir", data_dir, "--epochs", "2",
+                   "--batch-size", "16", "--lr", "1e-9", "--no-progress", "--log", log)
+    assert done.returncode == 0, done.stderr
+    warning = [line for line in done.stderr.splitlines() if "did not learn" in line]
+    assert len(warning) == 1 and "chance" in warning[0], done.stderr
+    assert "learning rate 1e-09 is likely far too low" in warning[0]
+    end = read_log(log)[-1]
+    assert end["event"] == "end" and end["learned"] is False and "chance" in end["verdict"]
+
+
+@pytest.fixture(scope="module")
+def learnable_dir(tmp_path_factory):
+    """Ten classes of noise, each with a bright band of rows of its own: easy to learn."""
+    root = tmp_path_factory.mktemp("learnable")
+    rng = np.random.default_rng(1)
+    for prefix, count in (("train", 300), ("t10k", 100)):
+        labels = np.arange(count) % 10
+        images = rng.integers(0, 60, (count, 28, 28))
+        for index, label in enumerate(labels):
+            images[index, 2 * label + 4:2 * label + 7] = 250
+        (root / "FashionMNIST" / "raw").mkdir(parents=True, exist_ok=True)
+        write_idx(root / "FashionMNIST" / "raw" / f"{prefix}-images-idx3-ubyte", images, False)
+        write_idx(root / "FashionMNIST" / "raw" / f"{prefix}-labels-idx1-ubyte", labels, False)
+    return root
+
+
+def test_a_run_that_learned_says_nothing_more(tmp_path, learnable_dir):
+    log = tmp_path / "run.jsonl"
+    done = run_cli("train", "fmnist-fast", "--data-dir", learnable_dir, "--epochs", "3",
+                   "--batch-size", "16", "--no-progress", "--log", log)
+    assert done.returncode == 0, done.stderr
+    assert "did not learn" not in done.stderr
+    assert read_log(log)[-1]["learned"] is True
