@@ -33,7 +33,7 @@ def create_main_window(arch: str | None = None, settings=None, *, run_store=None
     ``run_store`` (where runs are kept; default the per-user folder) and ``data_loader``
     (how the Train tab loads a recipe's data; default the engine's) serve tests and
     benchmarks."""
-    from resnet_gui.qt.datasets import dataset_named
+    from resnet_gui.qt.shared.datasets import dataset_named
     from resnet_gui.qt.main_window import DEFAULT_PRESET, MainWindow, app_settings, load_architecture
 
     settings = settings if settings is not None else app_settings()
@@ -43,7 +43,7 @@ def create_main_window(arch: str | None = None, settings=None, *, run_store=None
     # the import lock while the window starts.
     import resnet_gui.engine.analysis  # noqa: F401
     window = MainWindow(architecture, path, settings=settings, dataset=dataset)
-    from resnet_gui.qt.training import install_training_panels
+    from resnet_gui.qt.training_tabs import install_training_panels
 
     install_training_panels(window, run_store, data_loader=data_loader)
     # torch and Qt leave hundreds of thousands of long-lived objects; a full garbage
@@ -81,7 +81,7 @@ def run_app(arch: str | None = None, screenshot: str | None = None) -> int:
         resolve_architecture(arch)
     app = _application()
     if screenshot is not None:
-        from resnet_gui.qt.analysis_worker import WorkerProcess
+        from resnet_gui.qt.build.analysis_worker import WorkerProcess
 
         WorkerProcess.enabled = False  # one analysis, then exit: a thread will do
     window = create_main_window(arch)

@@ -34,15 +34,15 @@ from PySide6.QtWidgets import (
 
 from resnet_gui import __version__
 from resnet_gui.errors import UserError
-from resnet_gui.qt import formatting
-from resnet_gui.qt.canvas import ArchitectureCanvas
-from resnet_gui.qt.controller import EditorController
-from resnet_gui.qt.datasets import DATASETS, DEFAULT_DATASET, DatasetChoice, dataset_named
-from resnet_gui.qt.icons import icon
-from resnet_gui.qt.inspector import Inspector
-from resnet_gui.qt.layer_table import LayerTablePanel
-from resnet_gui.qt.mime import BLOCK, HEAD, SHORTCUT, STAGE, STEM, Payload
-from resnet_gui.qt.palette import BlockPalette
+from resnet_gui.qt.shared import formatting
+from resnet_gui.qt.build.canvas import ArchitectureCanvas
+from resnet_gui.qt.build.controller import EditorController
+from resnet_gui.qt.shared.datasets import DATASETS, DEFAULT_DATASET, DatasetChoice, dataset_named
+from resnet_gui.qt.shared.icons import icon
+from resnet_gui.qt.build.inspector import Inspector
+from resnet_gui.qt.build.layer_table import LayerTablePanel
+from resnet_gui.qt.build.mime import BLOCK, HEAD, SHORTCUT, STAGE, STEM, Payload
+from resnet_gui.qt.build.palette import BlockPalette
 from resnet_gui.arch import edits, serialize
 from resnet_gui.arch.document import Document
 from resnet_gui.arch.edits import Part

@@ -22,8 +22,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from resnet_gui.qt.training.images import INDEX_ROLE, ImageStrip, TestImages
-from resnet_gui.qt.training.worker import MOSAIC_PAD, ProbeView
+from resnet_gui.qt.inspect.images import INDEX_ROLE, ImageStrip
+from resnet_gui.qt.shared.test_images import TestImages
+from resnet_gui.qt.shared.training_worker import MOSAIC_PAD, ProbeView
 
 NAME_ROLE = Qt.ItemDataRole.UserRole
 THUMBNAILS_SHOWN = 48

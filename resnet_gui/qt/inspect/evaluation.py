@@ -18,7 +18,8 @@ from PySide6.QtWidgets import (
 )
 
 from resnet_gui.engine.events import Evaluation
-from resnet_gui.qt.training.images import ImageStrip, TestImages
+from resnet_gui.qt.inspect.images import ImageStrip
+from resnet_gui.qt.shared.test_images import TestImages
 
 GALLERY_SIZE = 64  # images shown for a cell or as "most confidently wrong"
 

@@ -31,9 +31,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from resnet_gui.qt import formatting
-from resnet_gui.qt.controller import EditorController, part_cost
-from resnet_gui.qt.icons import block_icon, icon
+from resnet_gui.qt.shared import formatting
+from resnet_gui.qt.build.controller import EditorController, part_cost
+from resnet_gui.qt.shared.icons import block_icon, icon
 from resnet_gui.arch import edits
 from resnet_gui.arch.edits import IDENTITY, Part
 from resnet_gui.arch.model import (

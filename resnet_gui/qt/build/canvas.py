@@ -37,9 +37,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from resnet_gui.qt import formatting
-from resnet_gui.qt.controller import EditorController
-from resnet_gui.qt.mime import BLOCK, HEAD, SHORTCUT, STAGE, STEM, Payload, move_mime, read_payload
+from resnet_gui.qt.shared import formatting
+from resnet_gui.qt.build.controller import EditorController
+from resnet_gui.qt.build.mime import BLOCK, HEAD, SHORTCUT, STAGE, STEM, Payload, move_mime, read_payload
 from resnet_gui.arch import edits
 from resnet_gui.arch.edits import IDENTITY, Part
 from resnet_gui.arch.model import BLOCK_EXPANSION, SHORTCUT_KINDS, Architecture

@@ -22,11 +22,11 @@ from PySide6.QtWidgets import (
 
 from resnet_gui.engine.events import EpochEnd, StepEnd, TrainEnd, TrainStart
 from resnet_gui.errors import UserError
-from resnet_gui.qt.training.plots import LivePlots
-from resnet_gui.qt.training.run_list import RunList, format_duration
-from resnet_gui.qt.training.session import TrainingSession
-from resnet_gui.qt.training.settings import RecipeForm
-from resnet_gui.qt.training.worker import IDLE, PAUSED, RUNNING, STARTING, STOPPING
+from resnet_gui.qt.train.plots import LivePlots
+from resnet_gui.qt.train.run_list import RunList, format_duration
+from resnet_gui.qt.shared.session import TrainingSession
+from resnet_gui.qt.train.recipe_form import RecipeForm
+from resnet_gui.qt.shared.training_worker import IDLE, PAUSED, RUNNING, STARTING, STOPPING
 
 ERROR_STYLE = "color: #b00020;"
 NOTE_STYLE = "color: #333;"
