@@ -34,7 +34,8 @@ def create_main_window(arch: str | None = None, settings=None, *, run_store=None
     (how the Train tab loads a recipe's data; default the engine's) serve tests and
     benchmarks."""
     from resnet_gui.qt.shared.datasets import dataset_named
-    from resnet_gui.qt.main_window import DEFAULT_PRESET, MainWindow, app_settings, load_architecture
+    from resnet_gui.qt.main_window import DEFAULT_PRESET, MainWindow, load_architecture
+    from resnet_gui.qt.shared.settings import app_settings
 
     settings = settings if settings is not None else app_settings()
     dataset = dataset_named(settings.value("data/dataset", "", str))
@@ -93,6 +94,6 @@ def run_app(arch: str | None = None, screenshot: str | None = None) -> int:
         print(f"resnet-gui: wrote {screenshot}")
         return 0
     if window.document.path is not None:
-        window._remember_file(window.document.path)
+        window.files.remember(window.document.path)
     window.show()
     return int(app.exec())

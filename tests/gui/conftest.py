@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from gui_helpers import settle
-from resnet_gui.qt.main_window import APPLICATION, ORGANISATION
+from resnet_gui.qt.shared.settings import APPLICATION, ORGANISATION
 
 # pytest imports every conftest.py as the module "conftest", the last one collected winning;
 # test modules elsewhere do "from conftest import REPO", so offer the same names as
