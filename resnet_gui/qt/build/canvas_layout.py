@@ -59,7 +59,8 @@ class Column:
 
 @dataclass
 class Layout:
-    cards: list[CardItem] = field(default_factory=list)  # stem, each stage's blocks then frame, head
+    # The stem, each stage's blocks then its frame, the head.
+    cards: list[CardItem] = field(default_factory=list)
     columns: list[Column] = field(default_factory=list)
     decorations: list[QGraphicsItem] = field(default_factory=list)  # arrows and connectors
     scene_rect: QRectF = field(default_factory=QRectF)
@@ -98,7 +99,8 @@ def foldable_runs(arch: Architecture) -> set[tuple[int, int]]:
 def block_tooltip(arch: Architecture, index: int, position: int, run: int,
                   shortcut: str | None) -> str:
     kind = arch.stages[index].blocks[position]
-    runs = f"{run} identical {kind} blocks (click ×{run} to unfold)" if run > 1 else f"a {kind} block"
+    runs = f"{run} identical {kind} blocks (click ×{run} to unfold)" if run > 1 \
+        else f"a {kind} block"
     return f"{runs}; {SHORTCUT_TIPS[shortcut]}. Drag to move it to another stage."
 
 
@@ -198,11 +200,12 @@ class CanvasLayout:
             shortcut = edits.block_shortcut(arch, index, position)
             part = Part.blocks(index, position, run)
             last = f"{name}.{position + run - 1}"
+            title = f"{name}.{position}" + (f"–{position + run - 1}" if run > 1 else "")
             card = BlockCard(
                 self.look, part, STAGE_WIDTH - 2 * STAGE_PAD, kind,
                 block_steps(kind, stage.width, stride), shortcut, stride, folded=run,
                 expanded_group=group,
-                title=f"{name}.{position}" if run == 1 else f"{name}.{position}–{position + run - 1}",
+                title=title,
                 # A mixed stage says which kind each card is.
                 subtitle=kind if stage.block is None else "",
                 shape_text=self.shapes.get(last, ""), problem=self.problem_for(part),
