@@ -85,7 +85,7 @@ def main() -> int:
     app = QApplication(sys.argv[:1])
     from resnet_gui.engine.analysis import analyse, clear_cache
     from resnet_gui.qt import create_main_window
-    from resnet_gui.qt.mime import Payload
+    from resnet_gui.qt.build.mime import Payload
     from resnet_gui.arch.edits import Part
 
     # Baseline: one cold analysis timed alone, on this thread (what the window would freeze
@@ -107,7 +107,7 @@ def main() -> int:
     window.show()
     window.wait_until_settled(60)
     controller, canvas = window.controller, window.canvas
-    from resnet_gui.qt.analysis_worker import WorkerProcess
+    from resnet_gui.qt.build.analysis_worker import WorkerProcess
 
     worker_ready = WorkerProcess.wait_ready(60)  # a user edits after the window has started
 

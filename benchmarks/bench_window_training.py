@@ -41,7 +41,7 @@ from PySide6.QtWidgets import QApplication, QTabWidget  # noqa: E402
 from resnet_gui.engine.data import load_data  # noqa: E402
 from resnet_gui.engine.runs import RunStore  # noqa: E402
 from resnet_gui.engine.trainer import Trainer  # noqa: E402
-from resnet_gui.qt.training.panel import TrainingPanel  # noqa: E402
+from resnet_gui.qt.train.panel import TrainingPanel  # noqa: E402
 from resnet_gui.arch.model import Architecture, Stage, Stem  # noqa: E402
 from resnet_gui.arch.presets import build_preset  # noqa: E402
 from resnet_gui.arch.recipe import RECIPE_PRESETS  # noqa: E402

@@ -24,7 +24,8 @@ from PySide6.QtCore import QEventLoop, QTimer  # noqa: E402
 from PySide6.QtWidgets import QApplication, QTabWidget  # noqa: E402
 
 from resnet_gui.engine.runs import RunStore  # noqa: E402
-from resnet_gui.qt.training import InspectPanel, TrainingPanel  # noqa: E402
+from resnet_gui.qt.inspect.panel import InspectPanel  # noqa: E402
+from resnet_gui.qt.train.panel import TrainingPanel  # noqa: E402
 from resnet_gui.arch.presets import build_preset  # noqa: E402
 from resnet_gui.arch.recipe import RECIPE_PRESETS  # noqa: E402
 

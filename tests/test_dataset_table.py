@@ -33,9 +33,9 @@ def test_a_loaded_dataset_has_the_tables_shape_and_classes(tmp_path):
 
 
 def test_the_window_offers_the_tables_rows():
-    from resnet_gui.qt import datasets as qt_datasets
-    from resnet_gui.qt.training import EDITOR_DATASETS
-    from resnet_gui.qt.training.settings import DATASET_CHOICES
+    from resnet_gui.qt.shared import datasets as qt_datasets
+    from resnet_gui.qt.training_tabs import EDITOR_DATASETS
+    from resnet_gui.qt.train.recipe_form import DATASET_CHOICES
 
     assert qt_datasets.DATASETS is table.DATASETS
     assert qt_datasets.dataset_named("CIFAR-10") is table.CIFAR10

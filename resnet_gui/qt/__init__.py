@@ -1,4 +1,9 @@
-"""Qt views and controllers (PySide6, pyqtgraph): the only layer that imports Qt."""
+"""Qt views and controllers (PySide6, pyqtgraph): the only layer that imports Qt.
+
+Laid out like the window: the frame at this level (main_window.py, app.py, files.py,
+export.py, training_tabs.py), one package per tab (build/, train/, inspect/), and shared/
+for what several tabs use. A tab imports only itself and shared/ (tests/test_layering.py).
+"""
 
 
 def create_main_window(arch=None, settings=None, **options):

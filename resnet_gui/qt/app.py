@@ -33,8 +33,9 @@ def create_main_window(arch: str | None = None, settings=None, *, run_store=None
     ``run_store`` (where runs are kept; default the per-user folder) and ``data_loader``
     (how the Train tab loads a recipe's data; default the engine's) serve tests and
     benchmarks."""
-    from resnet_gui.qt.datasets import dataset_named
-    from resnet_gui.qt.main_window import DEFAULT_PRESET, MainWindow, app_settings, load_architecture
+    from resnet_gui.qt.shared.datasets import dataset_named
+    from resnet_gui.qt.main_window import DEFAULT_PRESET, MainWindow, load_architecture
+    from resnet_gui.qt.shared.settings import app_settings
 
     settings = settings if settings is not None else app_settings()
     dataset = dataset_named(settings.value("data/dataset", "", str))
@@ -43,7 +44,7 @@ def create_main_window(arch: str | None = None, settings=None, *, run_store=None
     # the import lock while the window starts.
     import resnet_gui.engine.analysis  # noqa: F401
     window = MainWindow(architecture, path, settings=settings, dataset=dataset)
-    from resnet_gui.qt.training import install_training_panels
+    from resnet_gui.qt.training_tabs import install_training_panels
 
     install_training_panels(window, run_store, data_loader=data_loader)
     # torch and Qt leave hundreds of thousands of long-lived objects; a full garbage
@@ -81,7 +82,7 @@ def run_app(arch: str | None = None, screenshot: str | None = None) -> int:
         resolve_architecture(arch)
     app = _application()
     if screenshot is not None:
-        from resnet_gui.qt.analysis_worker import WorkerProcess
+        from resnet_gui.qt.build.analysis_worker import WorkerProcess
 
         WorkerProcess.enabled = False  # one analysis, then exit: a thread will do
     window = create_main_window(arch)
@@ -93,6 +94,6 @@ def run_app(arch: str | None = None, screenshot: str | None = None) -> int:
         print(f"resnet-gui: wrote {screenshot}")
         return 0
     if window.document.path is not None:
-        window._remember_file(window.document.path)
+        window.files.remember(window.document.path)
     window.show()
     return int(app.exec())

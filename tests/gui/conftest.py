@@ -9,7 +9,7 @@ import pytest
 from PySide6.QtCore import QSettings
 
 from gui_helpers import settle
-from resnet_gui.qt.main_window import APPLICATION, ORGANISATION
+from resnet_gui.qt.shared.settings import APPLICATION, ORGANISATION
 
 # pytest imports every conftest.py as the module "conftest", the last one collected winning;
 # test modules elsewhere do "from conftest import REPO", so offer the same names as
@@ -35,7 +35,7 @@ def isolated_settings(tmp_path, monkeypatch):
 def analysis_on_threads():
     """Analyse on a worker thread in tests: a worker process warming up torch in the
     background would only slow a 2-core machine down. test_analysis_process covers it."""
-    from resnet_gui.qt.analysis_worker import WorkerProcess
+    from resnet_gui.qt.build.analysis_worker import WorkerProcess
 
     WorkerProcess.enabled = False
     yield

@@ -62,7 +62,7 @@ def palette_mime(palette, category: str, value: str = "") -> QMimeData:
 
 def gap_point(canvas, before_stage: int) -> QPoint:
     """A point in the gap before stage ``before_stage`` (or after the last stage)."""
-    from resnet_gui.qt.canvas import COLUMN_GAP
+    from resnet_gui.qt.build.card_look import COLUMN_GAP
 
     stages = [column for column in canvas.columns if column.kind == "stage"]
     if before_stage < len(stages):

@@ -9,8 +9,8 @@ import time
 import pytest
 
 from gui_helpers import settle
-from resnet_gui.qt.analysis_worker import WorkerProcess
-from resnet_gui.qt.controller import AnalysisRunner
+from resnet_gui.qt.build.analysis_worker import WorkerProcess
+from resnet_gui.qt.build.controller import AnalysisRunner
 from resnet_gui.arch import edits
 from resnet_gui.arch.presets import build_preset
 

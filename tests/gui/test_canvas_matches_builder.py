@@ -8,7 +8,7 @@ import torch
 from torch import nn
 
 from resnet_gui.engine.model import BLOCK_CLASSES
-from resnet_gui.qt.canvas import block_steps, conv_text
+from resnet_gui.qt.build.card_steps import block_steps, conv_text
 from resnet_gui.arch.model import BLOCK_KINDS, Shortcut
 
 

@@ -14,7 +14,7 @@ from gui_helpers import (
     palette_mime,
     stage_header_point,
 )
-from resnet_gui.qt.mime import move_mime
+from resnet_gui.qt.build.mime import move_mime
 from resnet_gui.arch.edits import Part
 
 

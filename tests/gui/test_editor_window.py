@@ -187,7 +187,7 @@ def test_palette_lists_every_kind_with_an_icon(make_window):
 
 
 def test_new_from_preset_dialog_shows_each_description(make_window, qtbot):
-    from resnet_gui.qt.main_window import PresetDialog
+    from resnet_gui.qt.preset_dialog import PresetDialog
     from resnet_gui.arch.presets import PRESETS
 
     window = make_window()

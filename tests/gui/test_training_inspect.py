@@ -24,7 +24,7 @@ from training_support import (  # noqa: F401 (fixtures)
 
 from resnet_gui.engine.runs import RunRecorder
 from resnet_gui.engine.events import EpochEnd, StepEnd, TrainEnd
-from resnet_gui.qt.training.feature_maps import tile_at
+from resnet_gui.qt.inspect.feature_maps import tile_at
 from resnet_gui.arch.recipe import CHAPTER_RECIPE, Recipe
 
 pytestmark = pytest.mark.timeout(60)

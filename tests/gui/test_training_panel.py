@@ -18,8 +18,7 @@ from training_support import (  # noqa: F401 (fixtures)
 )
 
 from resnet_gui.engine.model import build_model
-from resnet_gui.qt.training import running_training_threads
-from resnet_gui.qt.training.worker import PAUSED
+from resnet_gui.qt.shared.training_worker import PAUSED, running_training_threads
 from resnet_gui.arch.recipe import CHAPTER_RECIPE
 
 pytestmark = pytest.mark.timeout(60)

@@ -14,8 +14,8 @@ from training_support import (  # noqa: F401 (fixtures)
     wait_idle,
 )
 
-from resnet_gui.qt.training import running_training_threads
-from resnet_gui.qt.training.panel import TrainingPanel
+from resnet_gui.qt.shared.training_worker import running_training_threads
+from resnet_gui.qt.train.panel import TrainingPanel
 
 pytestmark = pytest.mark.timeout(60)
 START_TIMEOUT = 20_000

@@ -13,8 +13,8 @@ from PySide6.QtWidgets import QMainWindow, QTabWidget, QWidget
 
 from resnet_gui.engine.data import make_bundle
 from resnet_gui.engine.runs import RunStore
-from resnet_gui.qt.training import install_training_panels, running_training_threads
-from resnet_gui.qt.training.worker import IDLE, stop_all_training
+from resnet_gui.qt.training_tabs import install_training_panels
+from resnet_gui.qt.shared.training_worker import IDLE, running_training_threads, stop_all_training
 from resnet_gui.arch.model import Architecture, Stage, Stem
 
 

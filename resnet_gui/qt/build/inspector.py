@@ -1,5 +1,5 @@
 """The inspector: the fields of the selected stem, stage, block or head, and what the last
-change cost in parameters and multiply-adds.
+change cost in parameters and multiply-adds (the Cost box is cost_table.py).
 
 Every field forwards its new value to the controller in one call; the inspector refreshes
 from the controller with signals blocked, so a refresh never echoes back as an edit.
@@ -17,8 +17,6 @@ from PySide6.QtWidgets import (
     QDoubleSpinBox,
     QFormLayout,
     QFrame,
-    QGridLayout,
-    QGroupBox,
     QHBoxLayout,
     QLabel,
     QLineEdit,
@@ -31,9 +29,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from resnet_gui.qt import formatting
-from resnet_gui.qt.controller import EditorController, part_cost
-from resnet_gui.qt.icons import block_icon, icon
+from resnet_gui.qt.build.controller import EditorController
+from resnet_gui.qt.build.cost_table import CostTable
+from resnet_gui.qt.shared.icons import block_icon, icon
 from resnet_gui.arch import edits
 from resnet_gui.arch.edits import IDENTITY, Part
 from resnet_gui.arch.model import (
@@ -117,6 +115,23 @@ class Inspector(QWidget):
         self.controller = controller
         self.part: Part | None = None
 
+        self.pages = QStackedWidget()
+        self.pages.addWidget(self._network_page())
+        self.pages.addWidget(self._stem_page())
+        self.pages.addWidget(self._stage_page())
+        self.pages.addWidget(self._block_page())
+        self.pages.addWidget(self._head_page())
+        self.cost_table = CostTable()
+        self.cost_labels = self.cost_table.labels
+        self._lay_out(self._make_heading(), self._make_problem_notes())
+
+        controller.selectionChanged.connect(self.refresh)
+        controller.documentChanged.connect(self.refresh)
+        controller.analysisChanged.connect(self.refresh_costs)
+        controller.lockChanged.connect(lambda *_: self.refresh())
+        self.refresh()
+
+    def _make_heading(self) -> QHBoxLayout:
         self.icon_label = QLabel()
         self.title = QLabel()
         title_font = self.title.font()
@@ -127,14 +142,10 @@ class Inspector(QWidget):
         heading = QHBoxLayout()
         heading.addWidget(self.icon_label)
         heading.addWidget(self.title, 1)
+        return heading
 
-        self.pages = QStackedWidget()
-        self.pages.addWidget(self._network_page())
-        self.pages.addWidget(self._stem_page())
-        self.pages.addWidget(self._stage_page())
-        self.pages.addWidget(self._block_page())
-        self.pages.addWidget(self._head_page())
-
+    def _make_problem_notes(self) -> tuple[QLabel, QLabel]:
+        """The reason the network cannot be built, and the note that editing is locked."""
         self.problem = QLabel()
         self.problem.setObjectName("inspectorProblem")
         self.problem.setWordWrap(True)
@@ -148,52 +159,19 @@ class Inspector(QWidget):
             "QLabel { color: #7a4a0c; background: #fdf0dc; border: 1px solid #f0c68a;"
             " border-radius: 4px; padding: 6px; }")
         self.locked_note.hide()
+        return self.problem, self.locked_note
 
-        self.cost_box = QGroupBox("Cost")
-        grid = QGridLayout(self.cost_box)
-        grid.setHorizontalSpacing(12)
-        grid.setColumnStretch(0, 1)
-        self.cost_labels: dict[tuple[str, str, str], QLabel] = {}
-        for column, heading_text in enumerate(("", "Before", "After", "Change")):
-            label = QLabel(f"<b>{heading_text}</b>")
-            label.setAlignment(Qt.AlignmentFlag.AlignRight)
-            grid.addWidget(label, 0, column)
-        self.cost_rows = (("part", "params", "Params"), ("part", "macs", "MACs"),
-                          ("net", "params", "Params"), ("net", "macs", "MACs"))
-        self.cost_headings: dict[str, QLabel] = {}
-        row = 1
-        for scope, metric, text in self.cost_rows:
-            if metric == "params":
-                heading_label = QLabel("This part" if scope == "part" else "Whole network")
-                heading_label.setStyleSheet("QLabel { color: #5b6474; font-style: italic; }")
-                grid.addWidget(heading_label, row, 0, 1, 4)
-                self.cost_headings[scope] = heading_label
-                row += 1
-            name = QLabel(text)
-            name.setToolTip("Parameters" if metric == "params" else
-                            "Multiply-adds for one example")
-            grid.addWidget(name, row, 0)
-            for column, which in enumerate(("before", "after", "change"), start=1):
-                label = QLabel("–")
-                label.setAlignment(Qt.AlignmentFlag.AlignRight)
-                label.setObjectName(f"cost_{scope}_{metric}_{which}")
-                label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
-                grid.addWidget(label, row, column)
-                self.cost_labels[(scope, metric, which)] = label
-            self.cost_labels[(scope, metric, "name")] = name
-            row += 1
-        self.cost_note = _note()
-        grid.addWidget(self.cost_note, row, 0, 1, 4)
-
+    def _lay_out(self, heading: QHBoxLayout, notes: tuple[QLabel, QLabel]) -> None:
+        problem, locked_note = notes
         body = QWidget()
         layout = QVBoxLayout(body)
         layout.setContentsMargins(10, 8, 10, 8)
         layout.addLayout(heading)
         layout.addWidget(self.subtitle)
-        layout.addWidget(self.locked_note)
+        layout.addWidget(locked_note)
         layout.addWidget(self.pages)
-        layout.addWidget(self.problem)
-        layout.addWidget(self.cost_box)
+        layout.addWidget(problem)
+        layout.addWidget(self.cost_table)
         layout.addStretch(1)
         scroll = QScrollArea()
         scroll.setWidget(body)
@@ -203,12 +181,6 @@ class Inspector(QWidget):
         outer = QVBoxLayout(self)
         outer.setContentsMargins(0, 0, 0, 0)
         outer.addWidget(scroll)
-
-        controller.selectionChanged.connect(self.refresh)
-        controller.documentChanged.connect(self.refresh)
-        controller.analysisChanged.connect(self.refresh_costs)
-        controller.lockChanged.connect(lambda *_: self.refresh())
-        self.refresh()
 
     # -- editing helpers -----------------------------------------------------------------
 
@@ -492,74 +464,24 @@ class Inspector(QWidget):
                                   "starts with BN and ReLU." if arch.final_preactivation else ""))
 
     def refresh_costs(self, *_args) -> None:
+        """Before and after the last change, and why the network cannot be built (when the
+        problem lies in what is selected, or nothing is)."""
         controller = self.controller
-        part = controller.selection
-        after = controller.analysis if controller.analysis_is_current else None
-        before = controller.before_analysis
-        comparable = before is not None and after is not None and part is not None and \
-            _same_layout(before.arch, after.arch, part)
-        self.cost_headings["part"].setText(
-            f"{part.describe(controller.arch).capitalize()}" if part else "")
-        values = {
-            ("part", "before"): part_cost(before, part) if comparable else None,
-            ("part", "after"): part_cost(after, part) if after is not None else None,
-            ("net", "before"): part_cost(before, None) if before is not None else None,
-            ("net", "after"): part_cost(after, None) if after is not None else None,
-        }
-        for scope, metric, _ in self.cost_rows:
-            which = 0 if metric == "params" else 1
-            old = values[(scope, "before")]
-            new = values[(scope, "after")]
-            old_value = old[which] if old else None
-            new_value = new[which] if new else None
-            fmt = formatting.count if metric == "params" else formatting.short
-            self.cost_labels[(scope, metric, "before")].setText(
-                fmt(old_value) if old_value is not None else "–")
-            self.cost_labels[(scope, metric, "after")].setText(
-                fmt(new_value) if new_value is not None else "–")
-            change = self.cost_labels[(scope, metric, "change")]
-            if old_value is not None and new_value is not None:
-                delta = new_value - old_value
-                change.setText(formatting.signed(delta) if metric == "params" else
-                               ("+" if delta > 0 else "") + formatting.short(delta) if delta else "±0")
-                change.setStyleSheet("QLabel { color: %s; }" % (
-                    "#b45309" if delta > 0 else "#047857" if delta < 0 else "#6b7280"))
-            else:
-                change.setText("–")
-                change.setStyleSheet("")
-        for key in (("part", "params"), ("part", "macs")):
-            for which in ("before", "after", "change", "name"):
-                self.cost_labels[(*key, which)].setVisible(part is not None)
-        self.cost_headings["part"].setVisible(part is not None)
-        label = controller.document.undo_label
-        if controller.problem is not None:
-            self.cost_note.setText("The architecture is invalid; the figures are from the last "
-                                   "valid version. Undo (Ctrl+Z) recovers.")
-        elif before is None:
-            self.cost_note.setText("Make a change to compare before and after.")
-        else:
-            self.cost_note.setText(f"Before and after: {label or 'the last change'}.")
+        self.cost_table.show_costs(controller)
         problem = controller.problem
-        show_problem = problem is not None and (
-            part is None or controller.problem_part is None or controller.problem_part == part
-            or (controller.problem_part.kind == edits.BLOCK and part.kind == edits.STAGE
-                and controller.problem_part.stage_index == part.stage_index)
-            or (controller.problem_part.kind == edits.BLOCK and part.kind == edits.BLOCK
-                and controller.problem_part.stage_index == part.stage_index
-                and controller.problem_part.block_index in part.block_range))
-        if show_problem:
+        shown = problem is not None and _problem_concerns(controller.problem_part,
+                                                          controller.selection)
+        if shown:
             where = f"{problem.path}: " if problem.path else ""
             self.problem.setText(f"<b>Cannot build this network.</b> {where}{problem.reason}")
-        self.problem.setVisible(bool(show_problem))
+        self.problem.setVisible(shown)
 
 
-def _same_layout(before, after, part: Part) -> bool:
-    """Whether ``part`` names the same thing in both versions (indices still line up)."""
-    if part.kind in (edits.STEM, edits.HEAD):
+def _problem_concerns(where: Part | None, part: Part | None) -> bool:
+    """Whether a problem found in ``where`` is shown with ``part`` selected."""
+    if part is None or where is None or where == part:
         return True
-    if len(before.stages) != len(after.stages):
+    if where.kind != edits.BLOCK or where.stage_index != part.stage_index:
         return False
-    if part.kind == edits.BLOCK:
-        return before.stages[part.stage_index].num_blocks == \
-            after.stages[part.stage_index].num_blocks
-    return True
+    return part.kind == edits.STAGE or (part.kind == edits.BLOCK
+                                        and where.block_index in part.block_range)

@@ -19,8 +19,8 @@ from PySide6.QtCore import QObject, Signal, Slot
 from resnet_gui.engine.events import EpochEnd, Evaluation, TrainStart
 from resnet_gui.engine.runs import Run, RunStore, RunSummary
 from resnet_gui.errors import UserError
-from resnet_gui.qt.training.images import TestImages
-from resnet_gui.qt.training.worker import (
+from resnet_gui.qt.shared.test_images import TestImages
+from resnet_gui.qt.shared.training_worker import (
     EpochUpdate,
     ProbeView,
     TrainingController,

@@ -22,11 +22,11 @@ from PySide6.QtWidgets import (
 
 from resnet_gui.engine.events import EpochEnd, StepEnd, TrainEnd, TrainStart
 from resnet_gui.errors import UserError
-from resnet_gui.qt.training.plots import LivePlots
-from resnet_gui.qt.training.run_list import RunList, format_duration
-from resnet_gui.qt.training.session import TrainingSession
-from resnet_gui.qt.training.settings import RecipeForm
-from resnet_gui.qt.training.worker import IDLE, PAUSED, RUNNING, STARTING, STOPPING
+from resnet_gui.qt.train.plots import LivePlots
+from resnet_gui.qt.train.run_list import RunList, format_duration
+from resnet_gui.qt.shared.session import TrainingSession
+from resnet_gui.qt.train.recipe_form import RecipeForm
+from resnet_gui.qt.shared.training_worker import IDLE, PAUSED, RUNNING, STARTING, STOPPING
 
 ERROR_STYLE = "color: #b00020;"
 NOTE_STYLE = "color: #333;"
@@ -41,6 +41,22 @@ class TrainingPanel(QWidget):
         self.session = session
 
         self.form = RecipeForm()
+        self._make_run_controls()
+        self.plots = LivePlots()
+        self.run_list = RunList()
+        self._lay_out()
+        self._init_progress_state()
+        self._progress_timer = QTimer(self)
+        self._progress_timer.setInterval(250)
+        self._progress_timer.timeout.connect(self._update_progress)
+        self._connect(session)
+        self._on_state(IDLE)
+        self.refresh_runs()
+
+    # -- building ------------------------------------------------------------------------
+
+    def _make_run_controls(self) -> None:
+        """Start, Pause/Resume and Stop, the progress bar and the run's messages."""
         self.start_button = QPushButton("Start")
         self.start_button.setObjectName("startButton")
         self.start_button.setToolTip("Train the architecture in the Build tab with these settings")
@@ -52,7 +68,7 @@ class TrainingPanel(QWidget):
         self.stop_button.setToolTip("End the run after this batch; the checkpoint is kept")
         self.start_button.clicked.connect(self.start)
         self.pause_button.clicked.connect(self.toggle_pause)
-        self.stop_button.clicked.connect(session.stop)
+        self.stop_button.clicked.connect(self.session.stop)
 
         self.progress = QProgressBar()
         self.progress.setObjectName("trainingProgress")
@@ -72,6 +88,8 @@ class TrainingPanel(QWidget):
         self.lock_label.setWordWrap(True)
         self.lock_label.setStyleSheet("color: #805b00;")
 
+    def _left_side(self) -> QWidget:
+        """The run's controls over the settings form."""
         buttons = QHBoxLayout()
         for button in (self.start_button, self.pause_button, self.stop_button):
             buttons.addWidget(button)
@@ -96,9 +114,10 @@ class TrainingPanel(QWidget):
         left_layout.addWidget(settings_box, 1)
         left.setMinimumWidth(300)
         left.setMaximumWidth(420)
+        return left
 
-        self.plots = LivePlots()
-        self.run_list = RunList()
+    def _right_side(self) -> QWidget:
+        """The live plots over the run list."""
         runs_box = QGroupBox("Runs — tick to compare curves")
         runs_layout = QVBoxLayout(runs_box)
         runs_layout.addWidget(self.run_list)
@@ -108,15 +127,19 @@ class TrainingPanel(QWidget):
         right.setStretchFactor(0, 3)
         right.setStretchFactor(1, 1)
         right.setChildrenCollapsible(False)
+        return right
+
+    def _lay_out(self) -> None:
         splitter = QSplitter(Qt.Orientation.Horizontal)
-        splitter.addWidget(left)
-        splitter.addWidget(right)
+        splitter.addWidget(self._left_side())
+        splitter.addWidget(self._right_side())
         splitter.setStretchFactor(1, 1)
         splitter.setSizes([340, 1200])
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
 
-        # Progress text is rebuilt from the plots' timer, not per event.
+    def _init_progress_state(self) -> None:
+        """What the progress text is rebuilt from, on a timer rather than per event."""
         self._last_step: StepEnd | None = None
         self._start_info: TrainStart | None = None
         self._started_at = 0.0
@@ -124,10 +147,8 @@ class TrainingPanel(QWidget):
         self._notices: list[str] = []
         self._status = ""
         self._paused_total = 0.0
-        self._progress_timer = QTimer(self)
-        self._progress_timer.setInterval(250)
-        self._progress_timer.timeout.connect(self._update_progress)
 
+    def _connect(self, session: TrainingSession) -> None:
         session.state_changed.connect(self._on_state)
         session.run_started.connect(self._on_run_started)
         session.step.connect(self._on_step)
@@ -142,8 +163,6 @@ class TrainingPanel(QWidget):
         self.run_list.overlay_toggled.connect(self._toggle_overlay)
         self.run_list.reopen_requested.connect(self._reopen)
         self.run_list.delete_requested.connect(self._delete)
-        self._on_state(IDLE)
-        self.refresh_runs()
 
     # -- commands ------------------------------------------------------------------------
 

@@ -108,6 +108,18 @@ class RecipeForm(QWidget):
         self.setObjectName("recipeForm")
         self._base = Recipe()  # fields the form does not show keep the shown recipe's values
 
+        self._make_data_fields()
+        self._make_training_fields()
+        self._make_machine_fields()
+        self._make_buttons()
+        self._lay_out()
+        self._connect_edits()
+        self.set_recipe(device_default_recipe())
+
+    # -- building ------------------------------------------------------------------------
+
+    def _make_data_fields(self) -> None:
+        """Dataset, data folder, training subset and resize."""
         self.dataset_combo = _combo("trainDatasetCombo", DATASET_CHOICES)
         self.folder_edit = QLineEdit()
         self.folder_edit.setObjectName("dataFolderEdit")
@@ -132,6 +144,9 @@ class RecipeForm(QWidget):
         self.resize_spin.setSuffix(" px")
         self.resize_spin.setToolTip("Square side the images are resized to (the chapter uses "
                                     "96); 'as stored' keeps the dataset's size and is fastest")
+
+    def _make_training_fields(self) -> None:
+        """Epochs, batch, optimizer and its settings, schedule, augmentation, initialisation."""
         self.epochs_spin = QSpinBox()
         self.epochs_spin.setObjectName("epochsSpin")
         self.epochs_spin.setRange(1, 10_000)
@@ -163,12 +178,16 @@ class RecipeForm(QWidget):
         self.augment_check = QCheckBox("random crop and flip")
         self.augment_check.setObjectName("augmentCheck")
         self.init_combo = _combo("initCombo", INIT_CHOICES)
+
+    def _make_machine_fields(self) -> None:
+        """Device, precision and seed."""
         self.device_combo = _combo("deviceCombo", available_devices())
         self.precision_combo = _combo("precisionCombo", PRECISION_CHOICES)
         self.seed_spin = QSpinBox()
         self.seed_spin.setObjectName("seedSpin")
         self.seed_spin.setRange(0, 2**31 - 1)
 
+    def _make_buttons(self) -> None:
         self.chapter_button = QPushButton("Chapter recipe")
         self.chapter_button.setObjectName("chapterRecipeButton")
         self.chapter_button.setToolTip("The D2L chapter's settings: lr 0.05, batch 128, resize "
@@ -179,6 +198,7 @@ class RecipeForm(QWidget):
         self.defaults_button.setToolTip("Settings that train well on this machine")
         self.defaults_button.clicked.connect(self.use_device_defaults)
 
+    def _lay_out(self) -> None:
         folder_row = QHBoxLayout()
         folder_row.setContentsMargins(0, 0, 0, 0)
         folder_row.addWidget(self.folder_edit)
@@ -212,6 +232,8 @@ class RecipeForm(QWidget):
         layout.addLayout(buttons)
         layout.addStretch(1)
 
+    def _connect_edits(self) -> None:
+        """Every field's change is one ``changed`` signal."""
         for widget in (self.subset_spin, self.resize_spin, self.epochs_spin, self.batch_spin,
                        self.seed_spin):
             widget.valueChanged.connect(self._edited)
@@ -223,7 +245,6 @@ class RecipeForm(QWidget):
             widget.currentIndexChanged.connect(self._edited)
         self.augment_check.toggled.connect(self._edited)
         self.folder_edit.editingFinished.connect(self._edited)
-        self.set_recipe(device_default_recipe())
 
     # -- recipe <-> widgets --------------------------------------------------------------
 

@@ -18,7 +18,8 @@ from PySide6.QtWidgets import (
 )
 
 from resnet_gui.engine.events import Evaluation
-from resnet_gui.qt.training.images import ImageStrip, TestImages
+from resnet_gui.qt.inspect.images import ImageStrip
+from resnet_gui.qt.shared.test_images import TestImages
 
 GALLERY_SIZE = 64  # images shown for a cell or as "most confidently wrong"
 
@@ -94,6 +95,15 @@ class EvaluationView(QWidget):
         self.images: TestImages | None = None
         self.predictions: np.ndarray | None = None
 
+        self._make_matrix()
+        self._make_accuracy_plot()
+        self._make_gallery()
+        self._lay_out()
+
+    # -- building ------------------------------------------------------------------------
+
+    def _make_matrix(self) -> None:
+        """The confusion matrix: click a cell to see its images below."""
         self.model = ConfusionModel(self)
         self.table = QTableView()
         self.table.setObjectName("confusionMatrixView")
@@ -104,8 +114,9 @@ class EvaluationView(QWidget):
         self.table.verticalHeader().setSectionResizeMode(QHeaderView.ResizeMode.Stretch)
         self.table.setMinimumSize(320, 240)
         self.table.clicked.connect(lambda index: self.show_cell(index.row(), index.column()))
-        title = QLabel("<b>Confusion matrix</b> — rows: true class, columns: predicted")
 
+    def _make_accuracy_plot(self) -> None:
+        """Per-class test accuracy as horizontal bars."""
         self.accuracy_plot = pg.PlotWidget(background="w")
         self.accuracy_plot.setObjectName("perClassAccuracyPlot")
         plot = self.accuracy_plot.getPlotItem()
@@ -124,6 +135,7 @@ class EvaluationView(QWidget):
         self.accuracy_plot.setMinimumWidth(260)
         self._bar_labels: list[pg.TextItem] = []
 
+    def _make_gallery(self) -> None:
         self.gallery_label = QLabel("Train a network to see its mistakes.")
         self.gallery_label.setObjectName("galleryLabel")
         self.gallery_label.setWordWrap(True)
@@ -131,11 +143,14 @@ class EvaluationView(QWidget):
         self.gallery.setObjectName("mistakesGallery")
         self.gallery.setMinimumHeight(140)
 
+    def _lay_out(self) -> None:
+        """The matrix beside the accuracy plot, over the gallery."""
         top = QSplitter(Qt.Orientation.Horizontal)
         matrix = QWidget()
         matrix_layout = QVBoxLayout(matrix)
         matrix_layout.setContentsMargins(0, 0, 0, 0)
-        matrix_layout.addWidget(title)
+        matrix_layout.addWidget(QLabel("<b>Confusion matrix</b> — rows: true class, "
+                                       "columns: predicted"))
         matrix_layout.addWidget(self.table, 1)
         top.addWidget(matrix)
         top.addWidget(self.accuracy_plot)

@@ -1,8 +1,9 @@
-"""The training and inspection half of the window (issue 5).
+"""The frame's wiring of the Train and Inspect tabs (issue 5).
 
-:func:`install_training_panels` adds a Train tab and an Inspect tab to the editor's main
-window. The window provides ``add_panel(widget, title)``, ``document`` (the undo/redo
-architecture document) and ``set_locked(locked, reason)``.
+:func:`install_training_panels` makes the one training session both tabs share, adds the
+Train and Inspect tabs to the main window and ties them to the Build tab's document and
+dataset choice. The window provides ``add_panel(widget, title)``, ``document`` (the
+undo/redo architecture document) and ``set_locked(locked, reason)``.
 """
 
 from __future__ import annotations
@@ -13,16 +14,12 @@ from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QMessageBox, QWidget
 
 from resnet_gui.engine.runs import RunStore
-from resnet_gui.qt.datasets import DATASETS
-from resnet_gui.qt.training.inspect_panel import InspectPanel
-from resnet_gui.qt.training.panel import TrainingPanel
-from resnet_gui.qt.training.session import ArchitectureLink, TrainingSession
-from resnet_gui.qt.training.worker import running_training_threads
+from resnet_gui.qt.shared.datasets import DATASETS
+from resnet_gui.qt.inspect.panel import InspectPanel
+from resnet_gui.qt.train.panel import TrainingPanel
+from resnet_gui.qt.shared.session import ArchitectureLink, TrainingSession
 
-__all__ = [
-    "InspectPanel", "TrainingPanel", "TrainingSession", "install_training_panels",
-    "running_training_threads",
-]
+__all__ = ["EDITOR_DATASETS", "install_training_panels"]
 
 
 class CloseGuard(QObject):

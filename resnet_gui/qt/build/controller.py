@@ -16,7 +16,7 @@ from typing import Any
 from PySide6.QtCore import QObject, QRunnable, QThreadPool, Signal, Slot
 
 from resnet_gui.errors import ArchitectureError, UserError
-from resnet_gui.qt.analysis_worker import WorkerProcess, rebuild_error
+from resnet_gui.qt.build.analysis_worker import WorkerProcess, rebuild_error
 from resnet_gui.arch import edits
 from resnet_gui.arch.document import EDIT, LOCK, REDO, RESET, SAVED, UNDO, Change, Document
 from resnet_gui.arch.edits import Part
@@ -61,7 +61,7 @@ class AnalysisRunner(QObject):
 
     While one runs, further requests replace each other: only the newest waits, so a burst of
     edits costs at most one stale analysis plus the current one. The default analysis runs in
-    the application's worker process (see :mod:`resnet_gui.qt.analysis_worker`), on a thread
+    the application's worker process (see :mod:`resnet_gui.qt.build.analysis_worker`), on a thread
     until that process is ready; a custom ``analyse`` function always runs on a thread.
     """
 

@@ -5,8 +5,8 @@ from __future__ import annotations
 from PySide6.QtCore import QSize, Qt, Signal
 from PySide6.QtWidgets import QAbstractItemView, QTreeWidget, QTreeWidgetItem, QWidget
 
-from resnet_gui.qt.icons import block_icon, icon, shortcut_icon
-from resnet_gui.qt.mime import BLOCK, HEAD, SHORTCUT, STAGE, STEM, part_mime
+from resnet_gui.qt.shared.icons import block_icon, icon, shortcut_icon
+from resnet_gui.qt.build.mime import BLOCK, HEAD, SHORTCUT, STAGE, STEM, part_mime
 from resnet_gui.arch.edits import STEM_PRESET_DESCRIPTIONS
 from resnet_gui.arch.model import BLOCK_DESCRIPTIONS, BLOCK_KINDS, SHORTCUT_DESCRIPTIONS, SHORTCUT_KINDS
 
@@ -100,7 +100,7 @@ class BlockPalette(QTreeWidget):
         return None
 
     def mimeTypes(self) -> list[str]:
-        from resnet_gui.qt.mime import PART_MIME
+        from resnet_gui.qt.build.mime import PART_MIME
 
         return [PART_MIME]
 

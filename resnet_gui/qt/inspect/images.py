@@ -1,43 +1,13 @@
-"""Test images for the inspect views: thumbnails, and the test set as the views see it."""
+"""Test images for the inspect views: thumbnails and strips of them."""
 
 from __future__ import annotations
-
-from dataclasses import dataclass
 
 import numpy as np
 from PySide6.QtCore import QSize, Qt
 from PySide6.QtGui import QIcon, QImage, QPixmap
 from PySide6.QtWidgets import QListView, QListWidget, QListWidgetItem, QWidget
 
-
-@dataclass(frozen=True)
-class TestImages:
-    """The test set as stored: uint8 images (N, C, H, W), labels (N,), class names."""
-
-    images: np.ndarray
-    labels: np.ndarray
-    class_names: tuple[str, ...]
-
-    def __len__(self) -> int:
-        return int(len(self.labels))
-
-    def class_name(self, index: int) -> str:
-        return self.class_names[index] if 0 <= index < len(self.class_names) else str(index)
-
-    def indices_of_class(self, label: int | None) -> np.ndarray:
-        return np.arange(len(self)) if label is None else np.flatnonzero(self.labels == label)
-
-    @classmethod
-    def from_bundle(cls, bundle) -> "TestImages":
-        """The test half of the engine's DataBundle, as numpy."""
-        images = bundle.test_images
-        labels = bundle.test_labels
-        images = images.cpu().numpy() if hasattr(images, "cpu") else np.asarray(images)
-        labels = labels.cpu().numpy() if hasattr(labels, "cpu") else np.asarray(labels)
-        if images.ndim == 3:  # (N, H, W): one channel
-            images = images[:, None]
-        return cls(np.ascontiguousarray(images), labels.astype(np.int64),
-                   tuple(bundle.class_names))
+from resnet_gui.qt.shared.test_images import TestImages
 
 
 def image_to_qimage(image: np.ndarray) -> QImage:

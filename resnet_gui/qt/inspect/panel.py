@@ -7,9 +7,9 @@ from collections.abc import Callable
 from PySide6.QtCore import QTimer
 from PySide6.QtWidgets import QTabWidget, QVBoxLayout, QWidget
 
-from resnet_gui.qt.training.evaluation import EvaluationView
-from resnet_gui.qt.training.feature_maps import FeatureMapView
-from resnet_gui.qt.training.session import TrainingSession
+from resnet_gui.qt.inspect.evaluation import EvaluationView
+from resnet_gui.qt.inspect.feature_maps import FeatureMapView
+from resnet_gui.qt.shared.session import TrainingSession
 from resnet_gui.arch.recipe import Recipe
 
 

@@ -28,8 +28,8 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from resnet_gui.qt import formatting
-from resnet_gui.qt.controller import EditorController
+from resnet_gui.qt.shared import formatting
+from resnet_gui.qt.build.controller import EditorController
 from resnet_gui.arch import edits
 from resnet_gui.arch.edits import Part
 

@@ -22,8 +22,9 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from resnet_gui.qt.training.images import INDEX_ROLE, ImageStrip, TestImages
-from resnet_gui.qt.training.worker import MOSAIC_PAD, ProbeView
+from resnet_gui.qt.inspect.images import INDEX_ROLE, ImageStrip
+from resnet_gui.qt.shared.test_images import TestImages
+from resnet_gui.qt.shared.training_worker import MOSAIC_PAD, ProbeView
 
 NAME_ROLE = Qt.ItemDataRole.UserRole
 THUMBNAILS_SHOWN = 48
@@ -80,6 +81,15 @@ class FeatureMapView(QWidget):
         self.probe: ProbeView | None = None
         self.enlarged_channel: int | None = None
 
+        self._make_choosers()
+        self._make_graphics()
+        self._make_labels()
+        self._lay_out()
+
+    # -- building ------------------------------------------------------------------------
+
+    def _make_choosers(self) -> None:
+        """The layer tree, and the class filter and strip to choose a test image."""
         self.layer_tree = QTreeWidget()
         self.layer_tree.setObjectName("featureLayerTree")
         self.layer_tree.setHeaderLabels(["Layer", "Type", "Output"])
@@ -95,10 +105,11 @@ class FeatureMapView(QWidget):
         self.strip.setObjectName("featureImageStrip")
         self.strip.currentItemChanged.connect(lambda *_: self._request())
 
+    def _make_graphics(self) -> None:
+        """Left: the input and the enlarged channel, stacked; right: the mosaic, large."""
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
         self.graphics.setObjectName("featureMapGraphics")
-        # Left: the input and the enlarged channel, stacked; right: the mosaic, large.
         self.input_title = self.graphics.addLabel("input image", row=0, col=0, color="#333")
         self.input_box = self.graphics.addViewBox(row=1, col=0, lockAspect=True, invertY=True,
                                                   enableMouse=False)
@@ -129,6 +140,7 @@ class FeatureMapView(QWidget):
         grid.setRowStretchFactor(1, 1)
         grid.setRowStretchFactor(3, 1)
 
+    def _make_labels(self) -> None:
         self.info_label = QLabel("Choose a layer and a test image.")
         self.info_label.setObjectName("featureInfoLabel")
         self.info_label.setWordWrap(True)
@@ -139,6 +151,7 @@ class FeatureMapView(QWidget):
         self.status_label.setWordWrap(True)
         self.status_label.setStyleSheet("color: #555;")
 
+    def _lay_out(self) -> None:
         chooser = QHBoxLayout()
         chooser.addWidget(QLabel("Test image"))
         chooser.addWidget(self.class_combo)
