@@ -30,17 +30,18 @@ class Recipe:
     dataset: str = "fashion-mnist"
     data_dir: str | None = None
     epochs: int = 10
-    batch_size: int = 128
-    lr: float = 0.05
+    # None ("auto") leaves a setting to plan_for_budget, which fits it to the run's length.
+    batch_size: int | None = None
+    lr: float | None = None  # the peak rate of the schedule
     optimizer: str = "sgd"
     momentum: float = 0.9
-    nesterov: bool = False
+    nesterov: bool = True
     weight_decay: float = 5e-4
-    schedule: str = "cosine"
+    schedule: str = "onecycle"
     warmup_epochs: float = 0.0
     step_every: int = 30  # epochs between decays, for the step schedule
     step_gamma: float = 0.1
-    label_smoothing: float = 0.0
+    label_smoothing: float = 0.1
     grad_clip: float | None = None  # max global gradient norm
     init: str = "kaiming"
     zero_init_last: bool = False
@@ -48,7 +49,7 @@ class Recipe:
     # where the plan is short enough for the running averages to lag (see plan_for_budget).
     precise_bn: bool | None = None
     resize: int | None = None  # square side the images are resized to; None keeps the dataset's
-    augment: bool = True  # random crop with padding + horizontal flip
+    augment: bool | None = None  # random crop with padding + horizontal flip
     crop_padding: int | None = None  # pixels of the random crop; None: 1/8 of the side, 0: flips only
     device: str = "auto"
     precision: str = "auto"
@@ -81,9 +82,12 @@ CHAPTER_RECIPE = Recipe(
     lr=0.05,
     optimizer="sgd",
     momentum=0.0,
+    nesterov=False,
     weight_decay=0.0,
     schedule="constant",
+    label_smoothing=0.0,
     init="xavier",
+    precise_bn=False,
     resize=96,
     augment=False,
     precision="fp32",
@@ -95,8 +99,9 @@ CHAPTER_RECIPE = Recipe(
 # on Fashion-MNIST within five minutes on a 2-core laptop CPU (benchmarks/bench_time_to_accuracy.py).
 FMNIST_FAST_RECIPE = Recipe(
     epochs=4,
-    batch_size=256,
-    lr=0.4,
+    # Left to the plan: 256 and 0.4 on the full training set, smaller on a quick try.
+    batch_size=None,
+    lr=None,
     optimizer="sgd",
     momentum=0.9,
     nesterov=True,
@@ -170,10 +175,11 @@ def validate_recipe(recipe: Recipe) -> Recipe:
         fail("dataset", f"{FOLDER_PREFIX} needs the path of an image folder after it, such "
              f"as {FOLDER_PREFIX}~/flowers")
     positive_int("epochs", recipe.epochs, most=MAX_EPOCHS)
-    positive_int("batch_size", recipe.batch_size, most=MAX_BATCH_SIZE)
-    number("lr", recipe.lr, 0.0)
-    if recipe.lr <= 0:
-        fail("lr", f"must be > 0, got {recipe.lr}")
+    positive_int("batch_size", recipe.batch_size, allow_none=True, most=MAX_BATCH_SIZE)
+    if recipe.lr is not None:
+        number("lr", recipe.lr, 0.0)
+        if recipe.lr <= 0:
+            fail("lr", f"must be > 0, got {recipe.lr}")
     number("momentum", recipe.momentum, 0.0, 1.0)
     if recipe.nesterov and recipe.optimizer == "sgd" and recipe.momentum <= 0:
         fail("nesterov", "needs a momentum above 0; set --momentum (0.9 is usual)")
@@ -212,6 +218,41 @@ def validate_recipe(recipe: Recipe) -> Recipe:
             or not 0 <= recipe.seed <= MAX_SEED):
         fail("seed", f"must be a whole number from 0 to {MAX_SEED} (2**63-1), got {recipe.seed!r}")
     return recipe
+
+
+# The plan for a budget (see docs/benchmarks.md, "Defaults on any budget"): enough optimizer
+# steps to learn on small budgets, big batches (fast on every device) on large ones.
+AUTO_BATCH_SIZES = (32, 64, 128, 256)
+AUTO_MIN_STEPS = 400  # the largest batch that still leaves this many steps in the plan
+AUTO_SGD_LR = 0.05  # at batch 32, in proportion to the batch (0.4 at 256, as fmnist-fast)
+AUTO_ADAMW_LR = 0.003
+AUTO_PRECISE_BN_STEPS = 2000  # shorter plans recompute batch-norm statistics to evaluate
+AUTO_AUGMENT_EPOCHS = 15  # crops and flips pay off only over longer plans
+
+
+def plan_for_budget(recipe: Recipe, num_train: int) -> Recipe:
+    """``recipe`` with every "auto" (None) setting chosen for a run of ``recipe.epochs`` over
+    ``num_train`` images: the batch size, the peak learning rate, precise batch norm and
+    augmentation. Settings given explicitly are kept."""
+    examples = recipe.epochs * max(num_train, 1)
+    batch = recipe.batch_size
+    if batch is None:
+        fitting = [size for size in AUTO_BATCH_SIZES if examples / size >= AUTO_MIN_STEPS]
+        batch = fitting[-1] if fitting else AUTO_BATCH_SIZES[0]
+    changes: dict[str, Any] = {"batch_size": batch}
+    if recipe.lr is None:
+        changes["lr"] = (AUTO_ADAMW_LR if recipe.optimizer == "adamw"
+                         else AUTO_SGD_LR * batch / 32)
+    if recipe.precise_bn is None:
+        changes["precise_bn"] = examples / batch < AUTO_PRECISE_BN_STEPS
+    if recipe.augment is None:
+        changes["augment"] = recipe.epochs >= AUTO_AUGMENT_EPOCHS
+    return recipe.replace(**changes)
+
+
+def is_planned(recipe: Recipe) -> bool:
+    """Whether every "auto" setting has been chosen (see :func:`plan_for_budget`)."""
+    return None not in (recipe.batch_size, recipe.lr, recipe.precise_bn, recipe.augment)
 
 
 def with_input_size(recipe: Recipe, arch: Architecture) -> Recipe:

@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from resnet_gui.arch.model import Architecture
-from resnet_gui.arch.recipe import Recipe
+from resnet_gui.arch.recipe import Recipe, plan_for_budget
 from resnet_gui.engine.analysis import analyse
 from resnet_gui.engine.device import configure_backends, placement_for, synchronize
 from resnet_gui.engine.memory import require_memory_to_train
@@ -67,6 +67,7 @@ def estimate_epoch(arch: Architecture, recipe: Recipe, num_train: int, num_test:
                    ) -> EpochEstimate:
     """Time a few training steps of ``arch`` where ``recipe`` would train it. Raises the same
     one-sentence errors as training would (an input too small, a network too large)."""
+    recipe = plan_for_budget(recipe, num_train)
     placement = placement_for(recipe.device, recipe.precision)
     analysis = analyse(arch)
     batch = probe_batch_size(analysis.total_macs, recipe.batch_size)

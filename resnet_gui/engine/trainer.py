@@ -21,7 +21,7 @@ import torch
 from torch import nn
 
 from resnet_gui.arch.model import Architecture
-from resnet_gui.arch.recipe import Recipe, validate_recipe, with_input_size
+from resnet_gui.arch.recipe import Recipe, plan_for_budget, validate_recipe, with_input_size
 from resnet_gui.engine.analysis import Analysis, analyse
 from resnet_gui.engine.checkpoint import (
     architecture_differences,
@@ -114,6 +114,7 @@ class Trainer:
         self.resume_from = Path(resume_from) if resume_from else None
         self.data = data
         if data is not None:
+            self.recipe = plan_for_budget(self.recipe, data.num_train)
             self.arch = fit_architecture(arch, data, self.recipe)
         self._model: nn.Module | None = None  # built on first use: see the model property
         self._run_model: nn.Module | None = None
@@ -235,6 +236,8 @@ class Trainer:
             self.recipe = with_input_size(self._resumed_recipe(checkpoint), self.arch)
         if self.data is None:
             self.data = load_data(self.recipe)
+        # Settings left to "auto" are chosen for this run's length (a resumed one has its own).
+        self.recipe = plan_for_budget(self.recipe, self.data.num_train)
         if self.data.notice:
             self.notice(self.data.notice)
         arch = fit_architecture(self.arch, self.data, self.recipe)
