@@ -59,9 +59,17 @@ from resnet_gui.engine.events import (
     TrainEnd,
     TrainStart,
 )
+from resnet_gui.engine.growth import (
+    GROWN_KEY,
+    growth_history,
+    restore_optimizer,
+    warmup_after_growth,
+)
 from resnet_gui.engine.inspect import evaluate_model, probe_test_image
 from resnet_gui.engine.memory import require_memory_to_train
 from resnet_gui.engine.model import build_model
+from resnet_gui.engine.trained import PREPROCESSING_KEY, Preprocessing
+from resnet_gui.engine.weights import parameter_groups, prepare_for_training
 from resnet_gui.errors import CheckpointError, TrainingError, UserError
 from resnet_gui.arch.model import Architecture
 from resnet_gui.arch.recipe import Recipe, validate_recipe
@@ -125,10 +133,7 @@ def initialise(model: nn.Module, init: str, zero_init_last: bool) -> None:
 
 def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     """SGD or AdamW; weight decay applies to weights, not to biases and batch-norm scales."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    rest = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": recipe.weight_decay},
-              {"params": rest, "weight_decay": 0.0}]
+    groups = parameter_groups(model, recipe)
     if recipe.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=recipe.lr)
     return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum,
@@ -353,6 +358,9 @@ class Trainer:
         torch.manual_seed(recipe.seed)
         model = build_model(arch)
         initialise(model, recipe.init, recipe.zero_init_last)
+        started_from = prepare_for_training(model, arch, recipe, load=checkpoint is None)
+        if started_from:
+            self.notice(started_from)
         channels_last = recipe.channels_last and channels_last_is_safe(model, device)
         memory_format = torch.channels_last if channels_last else torch.preserve_format
         model = model.to(device=device, memory_format=memory_format)
@@ -372,10 +380,12 @@ class Trainer:
         epoch_sums = _Window(device)
         last_test_accuracy = float("nan")
         last_train = (float("nan"), float("nan"))
+        grown: list[dict[str, Any]] = []  # the run's growths (engine/growth.py)
         if checkpoint is not None:
             try:
                 model.load_state_dict(checkpoint["model"])
-                optimizer.load_state_dict(checkpoint["optimizer"])
+                grown = growth_history(checkpoint)
+                restore_optimizer(optimizer, checkpoint)
                 if checkpoint.get("scaler"):
                     scaler.load_state_dict(checkpoint["scaler"])
                 epoch, position = int(checkpoint["epoch"]), int(checkpoint["position"])
@@ -448,6 +458,8 @@ class Trainer:
                 "rng": {"torch": torch.get_rng_state(),
                         "cuda": torch.cuda.get_rng_state_all() if device.type == "cuda" else []},
                 "last_test_accuracy": last_test_accuracy,
+                PREPROCESSING_KEY: Preprocessing.from_bundle(data, recipe).to_dict(),
+                GROWN_KEY: grown,
             }
 
         # Losses not yet checked for finiteness, with (epoch, batch, lr) of their step; read
@@ -516,9 +528,10 @@ class Trainer:
                     generator = (augment_generator(recipe.seed, step, augment_device)
                                  if recipe.augment else None)
                     inputs = maker(device_data.train_images[index], generator)
-                    lr = plan.lr(epoch + position / num_train)
+                    progress = epoch + position / num_train
+                    lr = plan.lr(progress) * warmup_after_growth(grown, progress)
                     for group in optimizer.param_groups:
-                        group["lr"] = lr
+                        group["lr"] = lr * group.get("lr_scale", 1.0)
                     # Autocast's weight cache cannot live across graph replays.
                     with placement.autocast(cache_enabled=graphed_batch is None):
                         if graphed_batch is None or tuple(inputs.shape) == graphed_batch:
