@@ -2,9 +2,9 @@
 
 ARCH is a preset name, an architecture JSON file, or a checkpoint written by ``train`` (a
 trained network: ``export`` writes it with its weights and preprocessing). Presets and JSON
-files are read before torch is imported, so that a mistake there fails at once. Mistakes (a bad file, an unknown preset,
-an input too small for the network) raise the project's own errors, which the entry point
-prints as one line on stderr.
+files are read before torch is imported, so that a mistake there fails at once. Mistakes (a
+bad file, an unknown preset, an input too small for the network) raise the project's own
+errors, which the entry point prints as one line on stderr.
 """
 
 from __future__ import annotations

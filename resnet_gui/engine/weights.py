@@ -189,23 +189,18 @@ def fit_state_dict(model: nn.Module, saved: dict[str, torch.Tensor], source: str
     if new_head:
         usable = {k: v for k, v in usable.items() if not k.startswith(f"{HEAD}.")}
         notes.append(f"a new {current[f'{HEAD}.weight'].shape[0]}-class head")
-    return usable, notes + _left_out(learned, usable, saved, new_head)
+    return usable, notes + _left_out(current, usable, saved, new_head)
 
 
-def _left_out(learned: list[str], usable: dict, saved: dict, new_head: bool) -> list[str]:
-    """Phrases for the tensors of the network not in the file, and of the file not used."""
-    fresh_head = f"{HEAD}." if new_head else "\0"
-    missing = [key for key in learned if key not in usable and not key.startswith(fresh_head)]
-    unexpected = [key for key in saved if key not in usable and not key.startswith(fresh_head)
-                  and not key.endswith("num_batches_tracked")]
-    phrases = []
-    if missing:
-        phrases.append(f"{len(missing)} of this network's tensors are not in the file and keep "
-                       f"their fresh initialisation (first {missing[0]})")
-    if unexpected:
-        phrases.append(f"{len(unexpected)} tensors of the file have no place here and were "
-                       f"left out (first {unexpected[0]})")
-    return phrases
+def _left_out(current: dict, usable: dict, saved: dict, new_head: bool) -> list[str]:
+    """Phrases for the tensors of the network not in the file, and of the file not used
+    ("there" is the file); batch-norm step counters and a new head do not count."""
+    def counts(key: str) -> bool:
+        return not key.endswith("num_batches_tracked") and not (
+            new_head and key.startswith(f"{HEAD}."))
+
+    in_file = {key: usable.get(key, value) for key, value in saved.items() if counts(key)}
+    return state_dict_differences(in_file, {k: v for k, v in current.items() if counts(k)})
 
 
 def load_starting_weights(model: nn.Module, arch: Architecture, weights: str) -> str:

@@ -130,9 +130,9 @@ def test_missing_and_unexpected_tensors_are_one_sentence(tmp_path):
     torch.save({f"module.{k}": v for k, v in state.items()}, tmp_path / "partial.pth")
     notice = load_starting_weights(build_model(TINY), TINY, str(tmp_path / "partial.pth"))
     assert notice == (
-        f"started from {tmp_path / 'partial.pth'}: 1 of this network's tensors are not in the "
-        "file and keep their fresh initialisation (first layer2.0.conv2.weight); 1 tensors of "
-        "the file have no place here and were left out (first layer3.0.conv1.weight)")
+        f"started from {tmp_path / 'partial.pth'}: 1 tensor of this network is not there "
+        "(first layer2.0.conv2.weight); 1 tensor there has no place here (first "
+        "layer3.0.conv1.weight)")
 
 
 @pytest.mark.parametrize("content, message", [
