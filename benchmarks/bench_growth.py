@@ -8,7 +8,7 @@ same grown architecture trained from scratch with the same plan and budget
 largest |delta logit| the growth caused on the test images.
 
     python benchmarks/bench_growth.py [--data-dir ../shared/data] [--seeds 3]
-        [--limit-train 10000] [--epochs 2]
+        [--limit-train 10000] [--limit-test N] [--epochs 2]
 
 Without --data-dir (or RESNET_GUI_DATA), the bundled 5,000-image sample is used.
 """
@@ -45,7 +45,8 @@ def test_logit_change(before, after, data, count: int = 1000) -> float:
 
 def one_seed(seed: int, args, data, folder: Path) -> dict[str, float]:
     recipe = FMNIST_FAST_RECIPE.replace(epochs=args.epochs, seed=seed, device="cpu",
-                                        limit_train=args.limit_train, data_dir=args.data_dir)
+                                        limit_train=args.limit_train,
+                                        limit_test=args.limit_test, data_dir=args.data_dir)
     arch = fit_architecture(build_preset("fmnist-fast"), data, recipe)
     half = args.epochs * steps_in_epoch(data.num_train, recipe.batch_size) // 2
     first = folder / f"first-{seed}.pt"
@@ -69,10 +70,12 @@ def main() -> None:
     parser.add_argument("--data-dir")
     parser.add_argument("--seeds", type=int, default=3)
     parser.add_argument("--limit-train", type=int, default=10_000)
+    parser.add_argument("--limit-test", type=int, default=None)
     parser.add_argument("--epochs", type=int, default=2)
     args = parser.parse_args()
     data = load_data(FMNIST_FAST_RECIPE.replace(data_dir=args.data_dir,
-                                                limit_train=args.limit_train))
+                                                limit_train=args.limit_train,
+                                                limit_test=args.limit_test))
     print(f"{data.name}: {data.num_train:,} training and {data.num_test:,} test images, "
           f"fmnist-fast, {args.epochs} epochs, growth at half the plan, {args.seeds} seeds",
           flush=True)
