@@ -64,3 +64,7 @@ class TrainingError(UserError):
 
 class ExportError(UserError):
     """An export that cannot be produced with the installed packages."""
+
+
+class WeightsError(UserError):
+    """Starting weights that cannot be found, read, or fitted to the network."""

@@ -23,6 +23,8 @@ INITS = ("kaiming", "xavier")
 DEVICES = ("auto", "cpu", "cuda", "mps")  # "cuda:1" is accepted too
 PRECISIONS = ("auto", "fp32", "bf16", "fp16")
 MAX_SEED = 2**63 - 1  # torch's generators take a signed 64-bit seed
+IMAGENET_WEIGHTS = "imagenet"
+FREEZE_STEM = "stem"
 
 
 @dataclass(frozen=True)
@@ -59,6 +61,11 @@ class Recipe:
     limit_train: int | None = None  # use only this many training images (class-balanced)
     limit_test: int | None = None
     seed: int = 0
+    # Where the network's weights start (None: random): "imagenet" (torchvision's weights
+    # for the resnet18..152 presets) or the path of a state dict or resnet-gui checkpoint.
+    weights: str | None = None
+    freeze: str | None = None  # "stem" or "layerN": the stem and stages up to it stay fixed
+    pretrained_lr_scale: float = 0.1  # the pretrained layers' rate, as a fraction of lr
 
     def replace(self, **changes: Any) -> "Recipe":
         return dataclasses.replace(self, **changes)
@@ -217,6 +224,11 @@ def validate_recipe(recipe: Recipe) -> Recipe:
     if (isinstance(recipe.seed, bool) or not isinstance(recipe.seed, int)
             or not 0 <= recipe.seed <= MAX_SEED):
         fail("seed", f"must be a whole number from 0 to {MAX_SEED} (2**63-1), got {recipe.seed!r}")
+    check_starting_weights(recipe, fail)
+    number("pretrained_lr_scale", recipe.pretrained_lr_scale, 0.0, 1.0)
+    if recipe.pretrained_lr_scale <= 0:
+        fail("pretrained_lr_scale", "must be > 0 (freeze layers with --freeze instead), got "
+             f"{recipe.pretrained_lr_scale}")
     return recipe
 
 
@@ -263,6 +275,30 @@ def with_input_size(recipe: Recipe, arch: Architecture) -> Recipe:
     if recipe.resize is not None or height != width:
         return recipe
     return recipe.replace(resize=height)
+
+
+def check_starting_weights(recipe: Recipe, fail) -> None:
+    """``weights`` is "imagenet" or a path; ``freeze`` names the stem or a stage (layerN),
+    and only means something for weights that were learned elsewhere."""
+    weights, freeze = recipe.weights, recipe.freeze
+    if weights is not None and (not isinstance(weights, str) or not weights.strip()):
+        fail("weights", f"must be {IMAGENET_WEIGHTS!r} or the path of a weights file, got "
+             f"{weights!r}")
+    if freeze is None:
+        return
+    if not isinstance(freeze, str) or not re.fullmatch(r"stem|layer[1-9][0-9]*", freeze):
+        fail("freeze", f"must be {FREEZE_STEM!r} or a stage such as layer2, got {freeze!r}")
+    if weights is None:
+        fail("freeze", "freezes pretrained layers, but the network starts from random weights; "
+             "give --weights imagenet or --weights FILE, or leave --freeze out")
+
+
+def freeze_depth(freeze: str | None) -> int:
+    """How many stages ``freeze`` fixes besides the stem: None -> -1 (nothing), "stem" -> 0,
+    "layer2" -> 2."""
+    if freeze is None:
+        return -1
+    return 0 if freeze == FREEZE_STEM else int(freeze[len("layer"):])
 
 
 def check_crop_padding(recipe: Recipe, side: int) -> None:

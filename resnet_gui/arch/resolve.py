@@ -3,7 +3,10 @@
 One reading for every entry point (``summary``, ``export``, ``train`` and the window), so that
 each accepts the same arguments and refuses the others with the same sentence:
 
-1. an existing file is an architecture file;
+1. an existing file is an architecture file; a resnet-gui checkpoint (a trained network) is
+   recognised by its first bytes, before anything reads it as JSON: the entry points that take
+   one (``summary``, ``export``, ``train``, ``predict``) check for it first, and everywhere else
+   it is refused with one sentence;
 2. a preset name builds that preset;
 3. a path that is not a file (it has a folder separator or ends in .json) is read as a file,
    which says that nothing is there, or that it is a folder;
@@ -21,6 +24,23 @@ from resnet_gui.arch.model import Architecture, validate
 from resnet_gui.arch.presets import PRESETS, build_preset, get_preset
 from resnet_gui.arch.recipe import RECIPE_PRESETS
 from resnet_gui.arch.serialize import load_file
+
+
+# torch.save writes a zip archive; before PyTorch 1.6 it wrote a bare pickle (protocol 2+).
+_CHECKPOINT_MAGIC = (b"PK\x03\x04", b"\x80\x02", b"\x80\x03", b"\x80\x04", b"\x80\x05")
+
+
+def is_checkpoint_file(name_or_path: str | os.PathLike) -> bool:
+    """Whether ``name_or_path`` is a regular file written by ``torch.save`` (a checkpoint or a
+    state dict), told from its first bytes without importing torch. JSON never starts so."""
+    try:
+        if not os.path.isfile(name_or_path):
+            return False
+        with open(name_or_path, "rb") as handle:
+            head = handle.read(4)
+    except (OSError, ValueError):  # unreadable, or a name the file system cannot hold
+        return False
+    return head.startswith(_CHECKPOINT_MAGIC)
 
 
 def looks_like_path(text: str) -> bool:
@@ -51,6 +71,11 @@ def locate_architecture(
         if os.path.isdir(path):
             raise ArchitectureError(f"{name_or_path} is a folder; give an architecture JSON "
                                     "file in it, or a preset name")
+        if is_checkpoint_file(path):
+            raise ArchitectureError(
+                f"{name_or_path} is a trained checkpoint, not an architecture file; write its "
+                f"architecture with 'resnet-gui export {name_or_path} --format json --out "
+                "ARCH.json'")
         arch = load_file(path)  # says "no file at ..." where nothing is there
         changes = {key: value for key, value in (("in_channels", in_channels),
                                                  ("num_classes", num_classes),

@@ -1,8 +1,10 @@
 """``resnet-gui presets``, ``resnet-gui summary ARCH`` and ``resnet-gui export ARCH``.
 
-ARCH is a preset name or an architecture JSON file. Mistakes (a bad file, an unknown preset,
-an input too small for the network) raise the project's own errors, which the entry point
-prints as one line on stderr.
+ARCH is a preset name, an architecture JSON file, or a checkpoint written by ``train`` (a
+trained network: ``export`` writes it with its weights and preprocessing). Presets and JSON
+files are read before torch is imported, so that a mistake there fails at once. Mistakes (a
+bad file, an unknown preset, an input too small for the network) raise the project's own
+errors, which the entry point prints as one line on stderr.
 """
 
 from __future__ import annotations
@@ -14,11 +16,12 @@ import sys
 from resnet_gui.commands.paths import file_to_write
 from resnet_gui.errors import ArchitectureError, UserError
 from resnet_gui.arch import resolve as arch_resolve
-from resnet_gui.arch.model import Architecture
+from resnet_gui.arch.model import Architecture, validate
 from resnet_gui.arch.presets import PRESETS
 from resnet_gui.arch.serialize import dumps
 
-ARCH_HELP = "a preset name (see 'resnet-gui presets') or an architecture JSON file"
+ARCH_HELP = ("a preset name (see 'resnet-gui presets'), an architecture JSON file, or a "
+             "checkpoint written by resnet-gui train")
 EXPORT_FORMATS = ("json", "py", "onnx", "pt2")
 
 
@@ -44,15 +47,22 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
 
     export = subparsers.add_parser(
         "export", help="write the architecture as JSON, PyTorch code, ONNX or pt2",
-        description="Export an architecture. json: the architecture file; py: standalone "
-        "PyTorch code whose build_model() has resnet-gui's state-dict keys; onnx and pt2 "
-        "(torch.export): the network with freshly initialised weights.",
+        description="Export an architecture or a trained network. json: the architecture "
+        "file; py: standalone PyTorch code whose build_model() has resnet-gui's state-dict "
+        "keys; onnx and pt2 (torch.export): the network with freshly initialised weights. "
+        "From a checkpoint: onnx and pt2 carry the trained weights and the training's "
+        "preprocessing (they take the dataset's own uint8 images; class names in the "
+        "metadata), py writes NAME.pth beside the code and a load_model().",
     )
     export.add_argument("arch", metavar="ARCH", help=ARCH_HELP)
     export.add_argument("--format", required=True, choices=EXPORT_FORMATS, dest="fmt",
                         help="what to write (onnx needs the onnx and onnxscript packages)")
     export.add_argument("--out", required=True, metavar="FILE",
                         help="file to write; - prints json or py on standard output")
+    export.add_argument(
+        "--preprocess", action=argparse.BooleanOptionalAction, default=True,
+        help="from a checkpoint, onnx and pt2 take uint8 images and resize and normalise "
+        "them inside (default); --no-preprocess exports the bare network")
     _add_shape_options(export)
     export.set_defaults(func=run_export)
 
@@ -104,7 +114,22 @@ def resolve_architecture(
 def _architecture_from_args(args: argparse.Namespace) -> Architecture:
     input_shape = None if args.input is None else parse_input_shape(args.input)
     classes = None if args.classes is None else parse_classes(args.classes)
+    if arch_resolve.is_checkpoint_file(args.arch):
+        arch = checkpoint_architecture_at(args.arch)
+        channels, size = (None, None) if input_shape is None else (input_shape[0],
+                                                                   input_shape[1:])
+        changes = {key: value for key, value in (("in_channels", channels),
+                                                 ("num_classes", classes),
+                                                 ("input_size", size)) if value is not None}
+        return validate(arch.replace(**changes)) if changes else arch
     return resolve_architecture(args.arch, input_shape, classes)
+
+
+def checkpoint_architecture_at(path: str) -> Architecture:
+    """The architecture of the checkpoint at ``path`` (imports torch to read it)."""
+    from resnet_gui.engine.checkpoint import checkpoint_architecture, load_checkpoint
+
+    return checkpoint_architecture(load_checkpoint(path), path)
 
 
 # -- presets ------------------------------------------------------------------------------
@@ -206,6 +231,8 @@ STDOUT_FORMATS = ("json", "py")
 
 
 def run_export(args: argparse.Namespace) -> int:
+    if arch_resolve.is_checkpoint_file(args.arch):
+        return _export_checkpoint(args)
     arch = _architecture_from_args(args)  # before importing torch: bad input fails fast
     example = f"{arch.name}.{args.fmt}"
     if args.out == "-":
@@ -229,4 +256,35 @@ def _export_to_stdout(arch: Architecture, fmt: str) -> int:
 
         text = to_python_source(arch)
     sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    return 0
+
+
+def _export_checkpoint(args: argparse.Namespace) -> int:
+    """A trained network: its weights, and its preprocessing unless --no-preprocess."""
+    if args.input is not None or args.classes is not None:
+        raise UserError("a trained network keeps the input and classes it was trained with; "
+                        "leave out --input and --classes to export the checkpoint "
+                        f"{args.arch}")
+    from pathlib import Path
+
+    from resnet_gui.engine.trained import load_trained
+
+    example = f"{Path(args.arch).stem}.{args.fmt}"
+    if args.out == "-":
+        if args.fmt != "json":
+            raise UserError(f"--out - (standard output) takes only json for a checkpoint (py "
+                            f"writes the weights beside the code); give a file name for "
+                            f"{args.fmt}, such as {example}")
+        return _export_to_stdout(checkpoint_architecture_at(args.arch), "json")
+    file_to_write("--out", args.out, example)
+    from resnet_gui.engine.export import export_trained
+
+    written = export_trained(load_trained(args.arch), args.fmt, args.out,
+                             preprocess=args.preprocess)
+    if args.fmt in ("json", "py"):
+        what = "its architecture" if args.fmt == "json" else "code and trained weights"
+    else:
+        what = "trained weights" + (", preprocessing inside: it takes uint8 images"
+                                    if args.preprocess else "")
+    print(f"wrote {' and '.join(map(str, written))} ({args.fmt}: {what})")
     return 0

@@ -17,11 +17,13 @@ from typing import Any, TextIO
 
 from resnet_gui.commands.paths import file_to_read, file_to_write
 from resnet_gui.errors import UserError
-from resnet_gui.arch.resolve import resolve_architecture
+from resnet_gui.arch.model import Architecture
+from resnet_gui.arch.resolve import is_checkpoint_file, resolve_architecture
 from resnet_gui.arch.numbers import json_value
 from resnet_gui.arch.recipe import (
     DATASETS,
     DEVICES,
+    IMAGENET_WEIGHTS,
     INITS,
     OPTIMIZERS,
     PRECISIONS,
@@ -42,6 +44,7 @@ PLAN_OPTIONS = {
     "zero_init_last": "zero_init_last", "resize": "resize", "augment": "augment",
     "crop_padding": "crop_padding",
     "limit_train": "limit_train", "limit_test": "limit_test", "seed": "seed",
+    "weights": "weights", "freeze": "freeze", "pretrained_lr_scale": "pretrained_lr_scale",
 }
 MACHINE_OPTIONS = {
     "data_dir": "data_dir", "device": "device", "precision": "precision",
@@ -53,12 +56,14 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     parser = subparsers.add_parser(
         "train",
         help="train an architecture on a dataset",
-        description="Train ARCH (a preset name or an architecture JSON file) with a progress "
-        "bar. Ctrl-C stops after saving the checkpoint. Options left out come from --recipe "
-        "(default: the recipe named like the architecture, else the library defaults).",
+        description="Train ARCH (a preset name, an architecture JSON file, or a checkpoint: a "
+        "new run of its architecture and plan) with a progress bar. Ctrl-C stops after saving "
+        "the checkpoint. Options left out come from --recipe (default: the recipe named like "
+        "the architecture, else the library defaults).",
     )
     parser.add_argument("arch", nargs="?", metavar="ARCH",
-                        help="preset name or architecture JSON (optional with --resume)")
+                        help="preset name, architecture JSON or checkpoint (optional with "
+                        "--resume)")
     parser.add_argument("--recipe", choices=sorted(RECIPE_PRESETS),
                         help="start from a named recipe (chapter: the D2L chapter's settings)")
     data = parser.add_argument_group("data")
@@ -91,6 +96,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     plan.add_argument("--zero-init-last", action=argparse.BooleanOptionalAction, default=None,
                       help="start each residual branch at zero")
     plan.add_argument("--seed", type=int, metavar="S", help="makes a CPU run repeatable")
+    start = parser.add_argument_group("starting weights (fine-tuning)")
+    start.add_argument("--weights", metavar="imagenet|FILE",
+                       help="start from torchvision's ImageNet weights (resnet18/34/50/101/152; "
+                       "from torch hub's cache, else downloaded there) or from a state dict "
+                       "or resnet-gui checkpoint; a new head is made for the dataset's classes")
+    start.add_argument("--freeze", metavar="STAGE",
+                       help="keep the stem and the stages up to STAGE (stem, layer1, layer2, "
+                       "...) fixed, their batch norms in eval mode")
+    start.add_argument("--pretrained-lr-scale", type=float, metavar="F",
+                       help="the pretrained layers learn at F times --lr (default 0.1; the "
+                       "new head at --lr)")
     machine = parser.add_argument_group("machine")
     machine.add_argument("--device", metavar="DEVICE", help=f"{'|'.join(DEVICES)}|cuda:N")
     machine.add_argument("--precision", choices=PRECISIONS)
@@ -123,6 +139,24 @@ def base_recipe(args: argparse.Namespace, arch_name: str | None) -> Recipe:
     if arch_name in RECIPE_PRESETS:
         return RECIPE_PRESETS[arch_name]
     return Recipe()
+
+
+def new_run_start(args: argparse.Namespace) -> tuple[Architecture, Recipe]:
+    """The architecture and base recipe of a new run. A checkpoint as ARCH gives its own
+    architecture and plan, from random weights unless --weights says otherwise: the
+    from-scratch side of a comparison with a grown network."""
+    if not is_checkpoint_file(args.arch):
+        return resolve_architecture(args.arch), base_recipe(args, args.arch)
+    from resnet_gui.engine.checkpoint import checkpoint_architecture, load_checkpoint
+    from resnet_gui.engine.trained import checkpoint_recipe
+
+    checkpoint = load_checkpoint(args.arch)
+    base = get_recipe(args.recipe) if args.recipe else checkpoint_recipe(
+        checkpoint, args.arch).replace(max_steps=None, weights=None, freeze=None)
+    print(f"resnet-gui: note: a new run of the architecture and plan of {args.arch}, from "
+          f"random weights (--resume {args.arch} continues that run; --weights {args.arch} "
+          "starts from its weights)", file=sys.stderr)
+    return checkpoint_architecture(checkpoint, args.arch), base
 
 
 def build_recipe(args: argparse.Namespace, base: Recipe, resuming: bool) -> Recipe:
@@ -295,6 +329,9 @@ def check_threads(threads: int | None) -> None:
 
 
 def check_paths(args: argparse.Namespace) -> None:
+    if args.weights and args.weights != IMAGENET_WEIGHTS and not args.resume:
+        file_to_read("--weights", args.weights, "resnet18.pth", f"a state dict (.pth), a "
+                     f"resnet-gui checkpoint, or {IMAGENET_WEIGHTS}")
     if args.resume:
         file_to_read("--resume", args.resume, "model.pt",
                      "a checkpoint written by resnet-gui train --checkpoint")
@@ -326,8 +363,7 @@ def run_train(args: argparse.Namespace) -> int:
         arch = (resolve_architecture(args.arch) if args.arch
                 else checkpoint_architecture(checkpoint, args.resume))
     else:
-        arch = resolve_architecture(args.arch)
-        base = base_recipe(args, args.arch)
+        arch, base = new_run_start(args)
     # The architecture's input size is the size that trains (--resize overrides it).
     recipe = with_input_size(build_recipe(args, base, resuming=checkpoint is not None), arch)
 

@@ -174,10 +174,12 @@ def state_dict_differences(saved: dict[str, torch.Tensor], current: dict[str, to
     missing = [key for key in current if key not in saved]
     extra = [key for key in saved if key not in current]
     if missing:
-        found.append(f"{_plural(len(missing), 'tensor')} of this network are not there "
+        found.append(f"{_plural(len(missing), 'tensor')} of this network "
+                     f"{'is' if len(missing) == 1 else 'are'} not there "
                      f"(first {missing[0]})")
     if extra:
-        found.append(f"{_plural(len(extra), 'tensor')} there have no place here "
+        found.append(f"{_plural(len(extra), 'tensor')} there "
+                     f"{'has' if len(extra) == 1 else 'have'} no place here "
                      f"(first {extra[0]})")
     return found[:limit] if len(found) > limit else found
 

@@ -300,7 +300,7 @@ def _missing_message(spec_title: str, root: Path, folder: Path, files: tuple[str
 
 
 @contextlib.contextmanager
-def _socket_timeout(seconds: float):
+def socket_timeout(seconds: float):
     previous = socket.getdefaulttimeout()
     socket.setdefaulttimeout(seconds)
     try:
@@ -316,17 +316,22 @@ def download_torchvision(class_name: str, root: Path) -> str | None:
     dataset_class = getattr(torchvision.datasets, class_name)
     try:
         root.mkdir(parents=True, exist_ok=True)
-        with _socket_timeout(30), contextlib.redirect_stdout(sys.stderr):
+        with socket_timeout(30), contextlib.redirect_stdout(sys.stderr):
             for train in (True, False):
                 dataset_class(str(root), train=train, download=True)
     except Exception as error:  # every way a download fails means the same to the user
-        text = str(error).lower()
-        if any(word in text for word in ("name or service", "urlopen", "network", "resolve",
-                                         "timed out", "connection", "temporary failure")):
-            return "no network"
-        first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
-        return f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__
+        return download_failure(error)
     return None
+
+
+def download_failure(error: Exception) -> str:
+    """Why a download failed, in a few words: "no network", or the error's first line."""
+    text = str(error).lower()
+    if any(word in text for word in ("name or service", "urlopen", "network", "resolve",
+                                     "timed out", "connection", "temporary failure")):
+        return "no network"
+    first_line = str(error).strip().splitlines()[0] if str(error).strip() else ""
+    return f"{type(error).__name__}: {first_line}" if first_line else type(error).__name__
 
 
 def load_sample() -> DataBundle:
@@ -442,9 +447,9 @@ def _scan(root: Path) -> tuple[list[str], list[tuple[Path, int]]]:
 
 
 @contextlib.contextmanager
-def _open_image(path: Path):
+def _open_image(path: Path, fix: str = "remove or replace it"):
     """The image at ``path`` opened with PIL; failing to read it, there or in the ``with``
-    block, is one DataError naming the file."""
+    block, is one DataError naming the file and ``fix``."""
     from PIL import Image
 
     try:
@@ -454,23 +459,31 @@ def _open_image(path: Path):
             with Image.open(path) as image:
                 yield image
     except (OSError, ValueError, Image.DecompressionBombError) as error:
-        raise DataError(f"cannot read image {path} ({error}); remove or replace it") from None
+        raise DataError(f"cannot read image {path} ({error}); {fix}") from None
+
+
+def read_image(path: Path, size: tuple[int, int], grey: bool,
+               fix: str = "remove or replace it") -> np.ndarray:
+    """One image file as uint8 (C, H, W): greyscale or RGB whatever its own mode, resized
+    (bilinear) to ``size`` (H, W) where it differs. A folder dataset's images are read so, and
+    so is an image given to ``predict``. An unreadable file is a DataError ending in ``fix``."""
+    from PIL import Image
+
+    with _open_image(path, fix) as image:
+        image = image.convert("L" if grey else "RGB")
+        if image.size != (size[1], size[0]):
+            image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
+        array = np.asarray(image, dtype=np.uint8)
+    return array[None] if grey else array.transpose(2, 0, 1)
 
 
 def _read_images(samples: list[tuple[Path, int]], size: tuple[int, int], grey: bool,
                  ) -> tuple[np.ndarray, np.ndarray]:
-    from PIL import Image
-
     channels = 1 if grey else 3
     images = np.empty((len(samples), channels, size[0], size[1]), np.uint8)
     labels = np.empty(len(samples), np.int64)
     for position, (path, label) in enumerate(samples):
-        with _open_image(path) as image:
-            image = image.convert("L" if grey else "RGB")
-            if image.size != (size[1], size[0]):
-                image = image.resize((size[1], size[0]), Image.Resampling.BILINEAR)
-            array = np.asarray(image, dtype=np.uint8)
-        images[position] = array[None] if grey else array.transpose(2, 0, 1)
+        images[position] = read_image(path, size, grey)
         labels[position] = label
     return images, labels
 
@@ -639,11 +652,7 @@ class BatchMaker:
         if self.augment and generator is not None:
             images = self._crop_and_flip(images, generator)
         images = images.to(self.device, non_blocking=True)
-        batch = images.float()
-        if self.resize and tuple(batch.shape[-2:]) != (self.resize, self.resize):
-            batch = F.interpolate(batch, size=(self.resize, self.resize), mode="bilinear",
-                                  align_corners=False, antialias=batch.shape[-1] > self.resize)
-        batch = torch.addcmul(self._shift, batch, self._scale)
+        batch = resize_and_normalise(images.float(), self.resize, self._scale, self._shift)
         if self.channels_last and batch.shape[1] > 1:
             return batch.contiguous(memory_format=torch.channels_last)
         return _standard_strides(batch)
@@ -670,6 +679,17 @@ class BatchMaker:
         elif self.flip:
             images = torch.where(flips[:, None, None, None], images.flip(3), images)
         return images
+
+
+def resize_and_normalise(batch: torch.Tensor, resize: int | None, scale: torch.Tensor,
+                         shift: torch.Tensor) -> torch.Tensor:
+    """Float pixels (N, C, H, W, 0-255) -> the network's input: a bilinear resize to
+    ``resize`` x ``resize`` (antialiased when shrinking), then ``(x / 255 - mean) / std`` as
+    one multiply-add. The trainer's batches and the exported preprocessing share it."""
+    if resize and tuple(batch.shape[-2:]) != (resize, resize):
+        batch = F.interpolate(batch, size=(resize, resize), mode="bilinear",
+                              align_corners=False, antialias=batch.shape[-1] > resize)
+    return torch.addcmul(shift, batch, scale)
 
 
 def _standard_strides(batch: torch.Tensor) -> torch.Tensor:

@@ -43,6 +43,12 @@ from resnet_gui.engine.device import (
     synchronize,
 )
 from resnet_gui.engine.events import EpochEnd, Evaluation, StepEnd, TrainEnd, TrainStart
+from resnet_gui.engine.growth import (
+    GROWN_KEY,
+    growth_history,
+    restore_optimizer,
+    warmup_after_growth,
+)
 from resnet_gui.engine.run_state import RunningSums, RunState
 from resnet_gui.engine.schedule import (
     LearningRatePlan,
@@ -51,7 +57,9 @@ from resnet_gui.engine.schedule import (
     set_learning_rate,
     steps_in_epoch,
 )
+from resnet_gui.engine.trained import PREPROCESSING_KEY, Preprocessing
 from resnet_gui.engine.verdict import RunOutcome, Verdict, chance_accuracy, judge
+from resnet_gui.engine.weights import prepare_for_training
 from resnet_gui.errors import TrainingError
 
 if TYPE_CHECKING:
@@ -147,6 +155,7 @@ class TrainingLoop:
         self._set_up_model()
         self._set_up_optimizer()
         self.state = RunState(self.device, recipe.batch_size)
+        self.grown: list[dict[str, Any]] = []  # the run's growths (engine/growth.py)
         if checkpoint is not None:
             self.restore(checkpoint)
         self._set_up_fast_paths()
@@ -167,6 +176,10 @@ class TrainingLoop:
         torch.manual_seed(self.recipe.seed)
         model = self.trainer.build_network()
         initialise(model, self.recipe.init, self.recipe.zero_init_last)
+        started_from = prepare_for_training(model, self.arch, self.recipe,
+                                            load=self.trainer.resume_from is None)
+        if started_from:
+            self.trainer.notice(started_from)
         self.channels_last = self.recipe.channels_last and channels_last_is_safe(model,
                                                                                   self.device)
         memory_format = torch.channels_last if self.channels_last else torch.preserve_format
@@ -227,6 +240,8 @@ class TrainingLoop:
             "scheduler": self.plan.state_dict(progress),
             "scaler": self.scaler.state_dict() if self.scaler.is_enabled() else None,
             "num_train": self.num_train,
+            PREPROCESSING_KEY: Preprocessing.from_bundle(self.data, self.recipe).to_dict(),
+            GROWN_KEY: self.grown,
             **state.to_checkpoint(),
         }
 
@@ -234,7 +249,8 @@ class TrainingLoop:
         """Weights, optimizer, scaler and run state from ``checkpoint``, as a whole."""
         try:
             self.model.load_state_dict(checkpoint["model"])
-            self.optimizer.load_state_dict(checkpoint["optimizer"])
+            self.grown = growth_history(checkpoint)
+            restore_optimizer(self.optimizer, checkpoint)  # fresh after a growth
             if checkpoint.get("scaler"):
                 self.scaler.load_state_dict(checkpoint["scaler"])
             self.state = RunState.from_checkpoint(checkpoint, self.device, self.recipe,
@@ -346,7 +362,8 @@ class TrainingLoop:
         generator = (augment_generator(recipe.seed, state.step, self.augment_device)
                      if recipe.augment else None)
         inputs = self.maker(self.device_data.train_images[index], generator)
-        lr = self.plan.lr(state.epoch + state.position / self.num_train)
+        progress = state.epoch + state.position / self.num_train
+        lr = self.plan.lr(progress) * warmup_after_growth(self.grown, progress)
         set_learning_rate(self.optimizer, lr)
         # Autocast's weight cache cannot live across graph replays.
         with self.placement.autocast(cache_enabled=self.graphed_batch is None):
@@ -427,8 +444,8 @@ class TrainingLoop:
                 derive_seed(self.recipe.seed, PRECISE_BN_PURPOSE, self.state.epoch))
             order = torch.randperm(self.num_train, generator=generator)
             recompute_statistics(self.model, training_batches(
-                self.device_data.train_images, order, self.maker,
-                max(self.state.batch_size, 64)), self._eval_forward)
+                self.device_data.train_images, order, self.maker, self.state.batch_size),
+                self._eval_forward)
         return self.trainer.evaluate()
 
     def _eval_forward(self, inputs: torch.Tensor) -> torch.Tensor:

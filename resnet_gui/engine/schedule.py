@@ -15,6 +15,7 @@ import torch
 from torch import nn
 
 from resnet_gui.arch.recipe import Recipe
+from resnet_gui.engine.weights import parameter_groups
 
 ONECYCLE_START = 1 / 25  # one-cycle starts and ends at these fractions of the peak rate
 ONECYCLE_END = 1 / 2500
@@ -32,11 +33,9 @@ def initialise(model: nn.Module, init: str, zero_init_last: bool) -> None:
 
 
 def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
-    """SGD or AdamW; weight decay applies to weights, not to biases and batch-norm scales."""
-    decay = [p for p in model.parameters() if p.requires_grad and p.ndim > 1]
-    rest = [p for p in model.parameters() if p.requires_grad and p.ndim <= 1]
-    groups = [{"params": decay, "weight_decay": recipe.weight_decay},
-              {"params": rest, "weight_decay": 0.0}]
+    """SGD or AdamW over :func:`~resnet_gui.engine.weights.parameter_groups`: weight decay on
+    weights only, and pretrained layers at their own rate."""
+    groups = parameter_groups(model, recipe)
     if recipe.optimizer == "adamw":
         return torch.optim.AdamW(groups, lr=recipe.lr)
     return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum,
@@ -44,8 +43,9 @@ def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
 
 
 def set_learning_rate(optimizer: torch.optim.Optimizer, lr: float) -> None:
+    """The plan's rate, times each group's ``lr_scale`` (pretrained layers learn slower)."""
     for group in optimizer.param_groups:
-        group["lr"] = lr
+        group["lr"] = lr * group.get("lr_scale", 1.0)
 
 
 @dataclass(frozen=True)

@@ -15,7 +15,8 @@ FLOAT_FIELDS = [f.name for f in dataclasses.fields(Recipe) if "float" in str(f.t
 
 def test_the_float_fields_are_the_ones_expected():
     assert set(FLOAT_FIELDS) == {"lr", "momentum", "weight_decay", "warmup_epochs",
-                                 "step_gamma", "label_smoothing", "grad_clip"}
+                                 "step_gamma", "label_smoothing", "grad_clip",
+                                 "pretrained_lr_scale"}
 
 
 @pytest.mark.parametrize("name", FLOAT_FIELDS)

@@ -81,6 +81,10 @@ def device_default_recipe() -> Recipe:
     return RECIPE_PRESETS["fmnist-fast"]
 
 
+_AUGMENT_STATES = {True: Qt.CheckState.Checked, False: Qt.CheckState.Unchecked,
+                   None: Qt.CheckState.PartiallyChecked}
+
+
 def _combo(name: str, choices) -> QComboBox:
     combo = QComboBox()
     combo.setObjectName(name)
@@ -152,12 +156,14 @@ class RecipeForm(QWidget):
         self.epochs_spin.setRange(1, 10_000)
         self.batch_spin = QSpinBox()
         self.batch_spin.setObjectName("batchSpin")
-        self.batch_spin.setRange(1, 65_536)
+        self.batch_spin.setRange(0, 65_536)
+        self.batch_spin.setSpecialValueText("auto")  # 0: chosen for the run's length
         self.optimizer_combo = _combo("optimizerCombo", OPTIMIZER_CHOICES)
         self.lr_spin = QDoubleSpinBox()
         self.lr_spin.setObjectName("lrSpin")
         self.lr_spin.setDecimals(5)
-        self.lr_spin.setRange(0.00001, 10.0)
+        self.lr_spin.setRange(0.0, 10.0)
+        self.lr_spin.setSpecialValueText("auto")  # 0: chosen for the optimizer and batch
         self.lr_spin.setSingleStep(0.01)
         self.momentum_spin = QDoubleSpinBox()
         self.momentum_spin.setObjectName("momentumSpin")
@@ -176,6 +182,7 @@ class RecipeForm(QWidget):
         self.warmup_spin.setDecimals(1)
         self.warmup_spin.setSuffix(" epochs")
         self.augment_check = QCheckBox("random crop and flip")
+        self.augment_check.setTristate(True)  # partly checked: on for long plans only
         self.augment_check.setObjectName("augmentCheck")
         self.init_combo = _combo("initCombo", INIT_CHOICES)
 
@@ -263,14 +270,14 @@ class RecipeForm(QWidget):
             self.subset_spin.setValue(recipe.limit_train or 0)
             self.resize_spin.setValue(recipe.resize or 0)
             self.epochs_spin.setValue(recipe.epochs)
-            self.batch_spin.setValue(recipe.batch_size)
+            self.batch_spin.setValue(recipe.batch_size or 0)
             _select(self.optimizer_combo, recipe.optimizer)
-            self.lr_spin.setValue(recipe.lr)
+            self.lr_spin.setValue(recipe.lr or 0.0)
             self.momentum_spin.setValue(recipe.momentum)
             self.weight_decay_spin.setValue(recipe.weight_decay)
             _select(self.schedule_combo, recipe.schedule)
             self.warmup_spin.setValue(recipe.warmup_epochs)
-            self.augment_check.setChecked(recipe.augment)
+            self.augment_check.setCheckState(_AUGMENT_STATES[recipe.augment])
             _select(self.init_combo, recipe.init)
             _select(self.device_combo, recipe.device)
             _select(self.precision_combo, recipe.precision)
@@ -300,14 +307,15 @@ class RecipeForm(QWidget):
             limit_train=self.subset_spin.value() or None,
             resize=self.resize_spin.value() or None,
             epochs=self.epochs_spin.value(),
-            batch_size=self.batch_spin.value(),
+            batch_size=self.batch_spin.value() or None,
             optimizer=self.optimizer_combo.currentData(),
-            lr=float(self.lr_spin.value()),
+            lr=float(self.lr_spin.value()) or None,
             momentum=float(self.momentum_spin.value()),
             weight_decay=float(self.weight_decay_spin.value()),
             schedule=self.schedule_combo.currentData(),
             warmup_epochs=float(self.warmup_spin.value()),
-            augment=self.augment_check.isChecked(),
+            augment={state: value for value, state in _AUGMENT_STATES.items()}[
+                self.augment_check.checkState()],
             init=self.init_combo.currentData(),
             device=self.device_combo.currentData(),
             precision=self.precision_combo.currentData(),

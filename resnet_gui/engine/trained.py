@@ -1,0 +1,217 @@
+"""A trained network outside the trainer: a checkpoint's architecture, weights, preprocessing
+and class names, for ``predict``, ``export``, ``summary`` and ``grow``.
+
+The trainer records in every checkpoint how images became the network's input (the dataset's
+stored image size and channels, the resize, the per-channel mean and standard deviation) and
+the class names, so that a network leaving the app sees an image exactly as training did.
+Checkpoints written before that record existed get it from their dataset, read again.
+"""
+
+from __future__ import annotations
+
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+from resnet_gui.arch.model import Architecture
+from resnet_gui.arch.recipe import Recipe
+from resnet_gui.engine.checkpoint import checkpoint_architecture, load_checkpoint, load_weights
+from resnet_gui.engine.data import (
+    BatchMaker,
+    DataBundle,
+    load_data,
+    read_image,
+    resize_and_normalise,
+)
+from resnet_gui.engine.model import ResNet, build_model
+from resnet_gui.errors import CheckpointError, DataError, UserError
+
+PREPROCESSING_KEY = "preprocessing"
+
+
+@dataclass(frozen=True)
+class Preprocessing:
+    """How images become the network's input, as training fed it (without augmentation)."""
+
+    class_names: tuple[str, ...]
+    mean: tuple[float, ...]  # per channel, of pixels scaled to [0, 1]
+    std: tuple[float, ...]
+    image_size: tuple[int, int]  # (H, W) of the images as the dataset holds them
+    resize: int | None = None  # the network's input side where it differs from image_size
+    dataset: str = ""  # "Fashion-MNIST", "folder flowers", ...
+
+    @property
+    def channels(self) -> int:
+        return len(self.mean)
+
+    @property
+    def input_size(self) -> tuple[int, int]:
+        return (self.resize, self.resize) if self.resize else self.image_size
+
+    @classmethod
+    def from_bundle(cls, data: DataBundle, recipe: Recipe) -> "Preprocessing":
+        return cls(tuple(data.class_names), tuple(map(float, data.mean)),
+                   tuple(map(float, data.std)), data.image_size, recipe.resize, data.name)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"class_names": list(self.class_names), "mean": list(self.mean),
+                "std": list(self.std), "image_size": list(self.image_size),
+                "resize": self.resize, "dataset": self.dataset}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> "Preprocessing":
+        """Raises ValueError (or TypeError, KeyError) where the record is damaged."""
+        mean, std = tuple(map(float, data["mean"])), tuple(map(float, data["std"]))
+        size = tuple(int(side) for side in data["image_size"])
+        resize = None if data.get("resize") is None else int(data["resize"])
+        names = tuple(str(name) for name in data["class_names"])
+        if (not mean or len(std) != len(mean) or len(size) != 2 or min(size) < 1
+                or not all(math.isfinite(v) for v in mean + std) or min(std) <= 0
+                or (resize is not None and resize < 1) or not names):
+            raise ValueError("inconsistent preprocessing record")
+        return cls(names, mean, std, size, resize, str(data.get("dataset", "")))
+
+    def batch_maker(self, device: torch.device | str = "cpu") -> BatchMaker:
+        """The trainer's test-time preparation of stored uint8 images."""
+        return BatchMaker(self.mean, self.std, torch.device(device), self.resize,
+                          augment=False, channels_last=False)
+
+    def read(self, path: str | os.PathLike) -> torch.Tensor:
+        """An image file as the dataset would hold it: uint8 (1, C, H, W), greyscale or RGB
+        as the network expects, at the dataset's image size."""
+        if self.channels not in (1, 3):
+            raise UserError(f"this network takes {self.channels}-channel images; only "
+                            "greyscale (1) and colour (3) networks classify image files")
+        array = read_image(Path(path), self.image_size, grey=self.channels == 1,
+                           fix="give an image file such as a PNG or JPEG")
+        return torch.tensor(array)[None]  # a copy: PIL's pixels are read-only
+
+    def module(self) -> "Preprocess":
+        return Preprocess(self)
+
+
+class Preprocess(nn.Module):
+    """uint8 images (N, C, H, W) at the dataset's image size -> the network's input, with the
+    very operations the trainer's batches go through (see ``resize_and_normalise``)."""
+
+    def __init__(self, preprocessing: Preprocessing) -> None:
+        super().__init__()
+        maker = preprocessing.batch_maker("cpu")
+        self.resize = preprocessing.resize
+        self.register_buffer("scale", maker._scale.clone())
+        self.register_buffer("shift", maker._shift.clone())
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return resize_and_normalise(images.float(), self.resize, self.scale, self.shift)
+
+
+class WithPreprocessing(nn.Module):
+    """A trained network that takes the dataset's own images: uint8 in, logits out."""
+
+    def __init__(self, network: nn.Module, preprocessing: Preprocessing) -> None:
+        super().__init__()
+        self.preprocess = preprocessing.module()
+        self.network = network
+
+    def forward(self, images: torch.Tensor) -> torch.Tensor:
+        return self.network(self.preprocess(images))
+
+
+@dataclass(frozen=True)
+class Prediction:
+    image: str
+    top: tuple[tuple[str, float], ...]  # (class name, probability), most probable first
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"image": self.image,
+                "top": [{"class": name, "probability": p} for name, p in self.top]}
+
+
+@dataclass
+class TrainedNetwork:
+    """A checkpoint's network with its weights (on the CPU, in eval mode)."""
+
+    path: Path
+    arch: Architecture
+    model: ResNet
+    preprocessing: Preprocessing
+    checkpoint: dict[str, Any]
+
+    @property
+    def recipe(self) -> Recipe:
+        return checkpoint_recipe(self.checkpoint, self.path)
+
+    def logits(self, images: torch.Tensor) -> torch.Tensor:
+        """Logits for uint8 images (N, C, H, W) at the dataset's image size."""
+        with torch.no_grad():
+            return self.model.eval()(self.preprocessing.batch_maker()(images))
+
+    def classify(self, paths: list[str], top: int = 5) -> list[Prediction]:
+        names = self.preprocessing.class_names
+        count = min(max(1, top), len(names))
+        predictions = []
+        for path in paths:
+            probabilities = self.logits(self.preprocessing.read(path)).softmax(dim=1)[0]
+            values, indices = probabilities.topk(count)
+            predictions.append(Prediction(str(path), tuple(
+                (names[int(i)], float(v)) for v, i in zip(values, indices))))
+        return predictions
+
+    def with_preprocessing(self) -> WithPreprocessing:
+        return WithPreprocessing(self.model, self.preprocessing).eval()
+
+
+def checkpoint_recipe(checkpoint: dict[str, Any], path: str | os.PathLike) -> Recipe:
+    try:
+        return Recipe.from_dict(checkpoint["recipe"])
+    except (KeyError, TypeError, UserError):
+        raise CheckpointError(f"{path} holds no readable training recipe; it cannot be "
+                              "used") from None
+
+
+def checkpoint_preprocessing(checkpoint: dict[str, Any], path: str | os.PathLike
+                             ) -> Preprocessing:
+    """The checkpoint's record of its preprocessing; for an older checkpoint without one,
+    rebuilt from its dataset (the same statistics training computed)."""
+    record = checkpoint.get(PREPROCESSING_KEY)
+    if record is not None:
+        try:
+            return Preprocessing.from_dict(record)
+        except (KeyError, TypeError, ValueError, AttributeError):
+            raise CheckpointError(f"{path} is damaged: its record of the image preprocessing "
+                                  "cannot be read; use the previous checkpoint") from None
+    recipe = checkpoint_recipe(checkpoint, path)
+    try:
+        data = load_data(recipe, download=False)
+        trained_on = int(checkpoint.get("num_train", data.num_train))
+        if data.num_train != trained_on:  # another copy, or the bundled sample
+            raise DataError(f"it now has {data.num_train:,} training images, not the "
+                            f"{trained_on:,} of the run")
+        return Preprocessing.from_bundle(data, recipe)
+    except DataError as problem:
+        raise CheckpointError(
+            f"{path} was written before checkpoints recorded their preprocessing, and its "
+            f"dataset {recipe.dataset} cannot be read to rebuild it ({problem}); set "
+            "RESNET_GUI_DATA to the folder holding that dataset") from None
+
+
+def load_trained(path: str | os.PathLike) -> TrainedNetwork:
+    """The network a resnet-gui checkpoint holds, ready to classify and export."""
+    path = Path(path)
+    checkpoint = load_checkpoint(path)
+    arch = checkpoint_architecture(checkpoint, str(path))
+    preprocessing = checkpoint_preprocessing(checkpoint, path)
+    if preprocessing.channels != arch.in_channels or len(preprocessing.class_names) != \
+            arch.num_classes:
+        raise CheckpointError(f"{path} is damaged: its preprocessing ({preprocessing.channels} "
+                              f"channels, {len(preprocessing.class_names)} classes) does not "
+                              f"fit its network ({arch.in_channels}, {arch.num_classes}); use "
+                              "the previous checkpoint")
+    model = build_model(arch)
+    load_weights(model, path, checkpoint)
+    return TrainedNetwork(path, arch, model.eval(), preprocessing, checkpoint)
