@@ -390,9 +390,9 @@ def run_train(args: argparse.Namespace) -> int:
                f"{_speed(end.examples_per_sec)}, {end.seconds:.1f} s")
     if end.checkpoint:
         summary += f"; checkpoint {end.checkpoint}"
-    print(summary, file=sys.stderr)
     if end.learned is False:
         print(f"resnet-gui: warning: {end.verdict}", file=sys.stderr)
+    print(summary, file=sys.stderr)
     return 130 if interrupt.interrupted else 0
 
 

@@ -36,9 +36,10 @@ def make_optimizer(model: nn.Module, recipe: Recipe) -> torch.optim.Optimizer:
     """SGD or AdamW over :func:`~resnet_gui.engine.weights.parameter_groups`: weight decay on
     weights only, and pretrained layers at their own rate."""
     groups = parameter_groups(model, recipe)
+    lr = recipe.lr or 0.0  # a placeholder until the plan sets each step's rate
     if recipe.optimizer == "adamw":
-        return torch.optim.AdamW(groups, lr=recipe.lr)
-    return torch.optim.SGD(groups, lr=recipe.lr, momentum=recipe.momentum,
+        return torch.optim.AdamW(groups, lr=lr)
+    return torch.optim.SGD(groups, lr=lr, momentum=recipe.momentum,
                            nesterov=recipe.nesterov and recipe.momentum > 0)
 
 
