@@ -41,6 +41,8 @@ from resnet_gui.engine.inspect import evaluate_model, probe_test_image
 from resnet_gui.engine.loop import TrainingLoop
 from resnet_gui.engine.memory import require_memory_to_train
 from resnet_gui.engine.model import build_model
+from resnet_gui.engine.telemetry import DEFAULT_EVERY as DEFAULT_TELEMETRY_EVERY
+from resnet_gui.engine.telemetry import BlockTelemetry
 from resnet_gui.engine.schedule import (  # noqa: F401 (re-exported: the trainer's vocabulary)
     LearningRatePlan,
     initialise,
@@ -134,6 +136,9 @@ class Trainer:
         # launching hundreds of kernels one by one, not the GPU, sets the pace.
         self.cuda_graphs = True
         self._graphed_model: nn.Module | None = None
+        # Per-block telemetry every this many steps (0: none); an observation setting like
+        # report_interval, not part of the plan: it changes nothing the network learns.
+        self.telemetry_every = DEFAULT_TELEMETRY_EVERY
 
     @property
     def model(self) -> nn.Module:
@@ -192,15 +197,16 @@ class Trainer:
     # -- events -----------------------------------------------------------------------------
 
     def emit(self, hook: str, event: Any) -> None:
+        """``hook(event)`` on every callback that has it (a listener written before a hook
+        existed simply does not hear it)."""
         for callback in self.callbacks:
-            getattr(callback, hook)(event)
+            handler = getattr(callback, hook, None)
+            if handler is not None:
+                handler(event)
 
     def notice(self, message: str) -> None:
         self.notices.append(message)
-        for callback in self.callbacks:
-            handler = getattr(callback, "on_notice", None)
-            if handler is not None:
-                handler(message)
+        self.emit("on_notice", message)
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -212,7 +218,9 @@ class Trainer:
         """
         try:
             checkpoint = self._prepare()
-            end = TrainingLoop(self, self.arch, self.recipe, self.data, checkpoint).run()
+            loop = TrainingLoop(self, self.arch, self.recipe, self.data, checkpoint)
+            with BlockTelemetry.attached(loop, self.telemetry_every):
+                end = loop.run()
         except BaseException as error:
             self.release_graph()
             if not isinstance(error, KeyboardInterrupt):
