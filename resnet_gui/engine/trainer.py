@@ -37,18 +37,19 @@ from resnet_gui.engine.device import (
     placement_for,
 )
 from resnet_gui.engine.events import Callback, Evaluation, FeatureProbe, TrainEnd
+from resnet_gui.engine.explain import with_block_views
 from resnet_gui.engine.inspect import evaluate_model, probe_test_image
 from resnet_gui.engine.loop import TrainingLoop
 from resnet_gui.engine.memory import require_memory_to_train
 from resnet_gui.engine.model import build_model
-from resnet_gui.engine.telemetry import DEFAULT_EVERY as DEFAULT_TELEMETRY_EVERY
-from resnet_gui.engine.telemetry import BlockTelemetry
 from resnet_gui.engine.schedule import (  # noqa: F401 (re-exported: the trainer's vocabulary)
     LearningRatePlan,
     initialise,
     make_optimizer,
     steps_in_epoch,
 )
+from resnet_gui.engine.telemetry import DEFAULT_EVERY as DEFAULT_TELEMETRY_EVERY
+from resnet_gui.engine.telemetry import BlockTelemetry
 from resnet_gui.errors import CheckpointError, TrainingError, UserError
 
 EVENTS_PER_SECOND = 30
@@ -369,8 +370,9 @@ class Trainer:
                         "skipped")
             return None
         try:
-            return probe_test_image(self.model, data.test_images, data.test_labels,
-                                    image_index, layer, self._maker)
+            return with_block_views(self.model, probe_test_image(
+                self.model, data.test_images, data.test_labels, image_index, layer,
+                self._maker))
         except UserError as problem:
             self.notice(f"feature maps skipped: {problem}")
             return None
