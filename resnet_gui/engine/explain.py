@@ -37,9 +37,17 @@ def grad_cam(model: nn.Module, image: torch.Tensor, layer: str,
     image = image.detach().float()
     if parameter is not None:
         image = image.to(parameter.device)
+    dimensions: list[int] = []
+    handle = module.register_forward_hook(lambda _m, _i, output: dimensions.append(output.ndim))
     with eval_mode(model):
-        with torch.no_grad():
-            probabilities = model(image).float().softmax(dim=1)[0]
+        try:
+            with torch.no_grad():
+                probabilities = model(image).float().softmax(dim=1)[0]
+        finally:
+            handle.remove()
+        if dimensions != [4]:
+            raise UserError(f"{layer} gives a vector, not maps, so Grad-CAM has nothing to "
+                            "place; pick a convolution, block or stage")
         classes = int(probabilities.shape[0])
         predicted = int(probabilities.argmax())
         target = predicted if target_class is None else int(target_class)
@@ -49,9 +57,6 @@ def grad_cam(model: nn.Module, image: torch.Tensor, layer: str,
         with torch.enable_grad():
             attribution = LayerGradCam(model, module).attribute(
                 image, target=target, relu_attributions=True)
-    if attribution.ndim != 4:
-        raise UserError(f"{layer} gives a vector, not maps, so Grad-CAM has nothing to place; "
-                        "pick a convolution, block or stage")
     upsampled = LayerAttribution.interpolate(attribution.detach(), tuple(image.shape[2:]),
                                              interpolate_mode="bilinear")
     heat = upsampled[0, 0].float().cpu().numpy()

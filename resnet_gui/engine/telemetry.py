@@ -58,22 +58,17 @@ def total_norm(tensors: list[torch.Tensor]) -> torch.Tensor:
 
 def compare(a: torch.Tensor, b: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """||a|| / ||b|| and cos(a, b) over whole tensors, as float32 tensors; cos is 0 where
-    either is zero, and both are NaN where the shapes differ.
-
-    One matrix product of the two flattened tensors gives ||a||^2, ||b||^2 and a.b at once
-    (in float32): a third of the passes over memory that three reductions take.
-    """
+    either is zero, and both are NaN where the shapes differ. Reductions accumulate in
+    float32 straight from the tensors' own precision: no float copy of an activation."""
     if a.shape != b.shape:
         nan = torch.tensor(math.nan, device=a.device)
         return nan, nan
-    if a.ndim == 4 and a.is_contiguous(memory_format=torch.channels_last):
-        a, b = a.permute(0, 2, 3, 1), b.permute(0, 2, 3, 1)  # flatten in memory order
-    pair = torch.stack([a.detach().reshape(-1), b.detach().reshape(-1)]).float()
-    gram = pair @ pair.T
-    squares = gram.diagonal().clamp_min(0)
-    tiny = torch.finfo(torch.float32).tiny
-    cosine = gram[0, 1] / (squares[0] * squares[1]).sqrt().clamp_min(tiny)
-    return (squares[0] / squares[1]).sqrt(), cosine
+    a, b = a.detach(), b.detach()
+    norm_a = torch.linalg.vector_norm(a, dtype=torch.float32)
+    norm_b = torch.linalg.vector_norm(b, dtype=torch.float32)
+    dot = torch.sum(a * b, dtype=torch.float32)
+    cosine = dot / (norm_a * norm_b).clamp_min(torch.finfo(torch.float32).tiny)
+    return norm_a / norm_b, cosine
 
 
 def block_measures(call: BlockCall) -> tuple[torch.Tensor, torch.Tensor]:
