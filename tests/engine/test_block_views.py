@@ -10,7 +10,6 @@ import pytest
 import torch
 import torchvision
 
-from resnet_gui.arch.model import Architecture, Head, Shortcut, Stage, Stem
 from resnet_gui.arch.presets import build_preset
 from resnet_gui.cli import main
 from resnet_gui.engine.analysis import analyse
@@ -23,22 +22,10 @@ from resnet_gui.engine.inspect import feature_maps
 from resnet_gui.engine.model import build_model
 from resnet_gui.engine.trainer import Trainer
 from resnet_gui.errors import UserError
-from tests.engine.test_trainer import TINY, recipe, tiny_data
+from tests.engine.test_telemetry import MIXED
+from tests.engine.test_trainer import TINY, one_thread, recipe, tiny_data  # noqa: F401
 
-SMALL = Architecture(  # identity and projection shortcuts, a plain block, 12x12 inputs
-    stages=(Stage(blocks=("basic", "plain"), width=8, stride=1),
-            Stage(blocks=("basic",), width=16, stride=2, shortcut=Shortcut("projection"))),
-    stem=Stem(kind="single", width=8, kernel=3, stride=1, max_pool=False),
-    head=Head(pool="avg"), in_channels=1, input_size=(12, 12), num_classes=4, name="small",
-)
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+SMALL = MIXED  # identity and projection shortcuts and a plain block, on 10x10 images
 
 
 def small_model(seed: int = 0) -> torch.nn.Module:
@@ -64,7 +51,7 @@ def untouched(model: torch.nn.Module) -> bool:
 
 def test_the_decomposition_adds_up_and_matches_the_network():
     model = small_model()
-    image = torch.randn(1, 1, 12, 12)
+    image = torch.randn(1, 1, 10, 10)
     for block, projected in (("layer1.0", False), ("layer2.0", True)):
         parts = block_decomposition(model, image, block)
         assert parts.projected is projected and parts.kind == "basic"
@@ -80,8 +67,8 @@ def test_the_decomposition_adds_up_and_matches_the_network():
         assert low == min(parts.shortcut.min(), parts.branch.min(), parts.sum.min())
     identity = block_decomposition(model, image, "layer1.0")
     assert np.allclose(identity.shortcut, feature_maps(model, image, "relu")[0], atol=1e-6)
-    assert identity.shortcut.shape == (8, 12, 12)
-    assert block_decomposition(model, image, "layer2.0").shortcut.shape == (16, 6, 6)
+    assert identity.shortcut.shape == (8, 10, 10)
+    assert block_decomposition(model, image, "layer2.0").shortcut.shape == (12, 5, 5)
     assert untouched(model)
 
 
@@ -89,12 +76,12 @@ def test_a_zero_initialised_branch_passes_the_shortcut_through():
     model = small_model()
     model.zero_init_last()
     model.layer1[0].bn2.bias.data.zero_()
-    parts = block_decomposition(model, torch.randn(1, 1, 12, 12), "layer1.0")
+    parts = block_decomposition(model, torch.randn(1, 1, 10, 10), "layer1.0")
     assert parts.norms[1] == 0.0 and np.array_equal(parts.sum, parts.shortcut)
 
 
 def test_blocks_without_a_sum_are_one_clear_sentence():
-    model, image = small_model(), torch.randn(1, 1, 12, 12)
+    model, image = small_model(), torch.randn(1, 1, 10, 10)
     with pytest.raises(UserError, match="layer1.1 is a plain block"):
         block_decomposition(model, image, "layer1.1")
     with pytest.raises(UserError, match="not a residual block"):
@@ -181,22 +168,22 @@ def test_a_units_box_is_its_field_clipped_to_the_image():
 
 def test_the_effective_field_lies_inside_the_theoretical_one():
     model = small_model()
-    image = torch.randn(1, 1, 12, 12)
+    image = torch.randn(1, 1, 10, 10)
     field = analyse(SMALL).row("layer1.0").field  # 3x3 stem + two 3x3: 7 pixels
     assert field.size == (7, 7)
     heat = effective_receptive_field(model, image, "layer1.0", 5, 6)
-    top, left, bottom, right = field.box(5, 6, 12, 12)
+    top, left, bottom, right = field.box(5, 6, 10, 10)
     inside = np.zeros_like(heat, dtype=bool)
     inside[top:bottom + 1, left:right + 1] = True
-    assert heat.shape == (12, 12) and heat.max() == 1.0
+    assert heat.shape == (10, 10) and heat.max() == 1.0
     assert np.all(heat[~inside] == 0) and heat[5, 6] > 0
     corner = effective_receptive_field(model, image, "layer2.0", 0, 0)
     assert corner[:3, :3].max() > 0 and corner[-1, -1] == 0
     assert untouched(model)
     with pytest.raises(UserError, match="pick a unit inside"):
-        effective_receptive_field(model, image, "layer2.0", 6, 0)
-    with pytest.raises(UserError, match="16 channels"):
-        effective_receptive_field(model, image, "layer2.0", 0, 0, channel=16)
+        effective_receptive_field(model, image, "layer2.0", 5, 0)
+    with pytest.raises(UserError, match="12 channels"):
+        effective_receptive_field(model, image, "layer2.0", 0, 0, channel=12)
 
 
 # -- Grad-CAM ------------------------------------------------------------------------------
@@ -228,16 +215,22 @@ def textbook_grad_cam(model, image, layer, target):
 
 def test_grad_cam_is_the_textbook_map_and_leaves_the_network_as_it_was():
     model = small_model()
-    image = torch.randn(1, 1, 12, 12)
-    cam = grad_cam(model, image, "layer2.0", target_class=2)
-    assert untouched(model)
-    assert cam.heatmap.shape == (12, 12) and cam.target_class == 2
-    assert 0 <= cam.heatmap.min() and cam.heatmap.max() == pytest.approx(1.0)
-    logits = model.eval()(image).detach()
-    assert cam.predicted == int(logits.argmax()) and cam.score == pytest.approx(
-        float(logits.softmax(1)[0, 2]), rel=1e-5)
-    expected = textbook_grad_cam(small_model(), image, "layer2.0", 2)
-    assert np.allclose(cam.heatmap, expected, atol=1e-5)
+    image = torch.randn(1, 1, 10, 10)
+    probabilities = model.eval()(image).detach().softmax(1)[0]
+    model.train()
+    peaks = []
+    for target in range(3):
+        cam = grad_cam(model, image, "layer2.0", target_class=target)
+        assert untouched(model)
+        assert cam.heatmap.shape == (10, 10) and cam.target_class == target
+        assert cam.predicted == int(probabilities.argmax())
+        assert cam.score == pytest.approx(float(probabilities[target]), rel=1e-5)
+        expected = textbook_grad_cam(small_model(), image, "layer2.0", target)
+        assert np.allclose(cam.heatmap, expected, atol=1e-5)
+        assert cam.heatmap.min() >= 0
+        peaks.append(cam.heatmap.max())
+    assert max(peaks) == pytest.approx(1.0)  # scaled to 1 (a class nothing supports is 0)
+    assert grad_cam(model, image, "layer2.0").target_class == int(probabilities.argmax())
 
 
 def test_grad_cam_points_at_the_band_that_decides_the_class():

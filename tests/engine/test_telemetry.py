@@ -16,7 +16,7 @@ from resnet_gui.engine.model import build_model
 from resnet_gui.engine.runs import RunRecorder, RunStore
 from resnet_gui.engine.telemetry import BlockTelemetry, TelemetryHistory, compare
 from resnet_gui.engine.trainer import Trainer
-from tests.engine.test_trainer import TINY, recipe, tiny_data
+from tests.engine.test_trainer import TINY, one_thread, recipe, tiny_data  # noqa: F401
 
 # A residual block, a projected residual block and a plain block, on 10x10 images.
 MIXED = Architecture(
@@ -25,14 +25,6 @@ MIXED = Architecture(
     stem=Stem(kind="single", width=8, kernel=3, stride=1, max_pool=False),
     head=Head(pool="avg"), in_channels=1, input_size=(10, 10), num_classes=3, name="mixed",
 )
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
 
 
 class Samples(Callback):
