@@ -102,8 +102,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                          help="CPU threads for torch (default: one per core; fewer can be "
                          "faster when other programs keep the cores busy)")
     machine.add_argument("--telemetry-every", type=int, metavar="N",
-                         help="record each residual block's statistics every N steps "
-                         "(0: off; default 50, about 2 %% of the training time)")
+                         help="record each residual block's statistics (||F(x)||/||x||, "
+                         "cosine, gradient and weight norms) every N steps; 0: off "
+                         "(default 50)")
     machine.add_argument("--max-steps", type=int, metavar="N",
                          help="end after N optimizer steps as Stop would (the plan still "
                          "spans --epochs)")

@@ -41,8 +41,9 @@ if TYPE_CHECKING:
     from resnet_gui.engine.loop import TrainingLoop
 
 METRICS = ("residual_ratio", "cosine", "grad_norm", "weight_norm")
-# A sample every this many steps costs at most ~3 % of the step time on the CPU
-# (benchmarks/bench_telemetry.py; a sampled step costs about one extra step there).
+# benchmarks/bench_telemetry.py on the CPU: a sample costs 0.1-0.2 of a step (resnet20,
+# d2l-resnet18), so every 7 steps would stay within 3 %; 50 leaves room for a GPU, where a
+# sampled step runs eagerly instead of replaying the CUDA graph.
 DEFAULT_EVERY = 50
 HISTORY_LIMIT = 4000  # samples kept in a checkpoint or a stored run before thinning
 
@@ -77,6 +78,11 @@ def block_measures(call: BlockCall) -> tuple[torch.Tensor, torch.Tensor]:
     if call.shortcut is not None:
         return compare(call.branch, call.shortcut)
     return compare(call.output, call.input)
+
+
+def _json_number(value: float) -> float | None:
+    value = finite_or_none(value)
+    return None if value is None else float(f"{value:.7g}")
 
 
 class TelemetryHistory:
@@ -174,8 +180,8 @@ class TelemetryHistory:
         document: dict[str, Any] = {"blocks": list(self.blocks), "spacing": self.spacing,
                                     "step": list(self.steps),
                                     "epoch_progress": list(self.progress)}
-        for column, metric in enumerate(METRICS):
-            document[metric] = [[finite_or_none(v) for v in values[:, column].tolist()]
+        for column, metric in enumerate(METRICS):  # float32's 7 digits, not 17
+            document[metric] = [[_json_number(v) for v in values[:, column].tolist()]
                                 for values in self.values]
         return document
 
