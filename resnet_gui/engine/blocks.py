@@ -45,12 +45,12 @@ def residual_blocks(model: nn.Module) -> list[tuple[str, ResidualBlock]]:
 
 class BlockWatch:
     """Forward hooks on ``blocks`` calling ``seen(name, call)`` after each block's forward,
-    while armed. ``only_with_grad`` ignores calls under ``no_grad`` (evaluation, probes), so
-    an armed watch sees only training forwards."""
+    while armed. ``training_only`` ignores calls in eval mode or under ``no_grad``
+    (evaluation, probes, Grad-CAM), so an armed watch sees only training forwards."""
 
     def __init__(self, blocks: list[tuple[str, ResidualBlock]],
-                 seen: Callable[[str, BlockCall], None], only_with_grad: bool = False) -> None:
-        self.blocks, self.seen, self.only_with_grad = blocks, seen, only_with_grad
+                 seen: Callable[[str, BlockCall], None], training_only: bool = False) -> None:
+        self.blocks, self.seen, self.training_only = blocks, seen, training_only
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._parts: dict[str, dict[str, torch.Tensor]] = {}
 
@@ -84,18 +84,18 @@ class BlockWatch:
     def __exit__(self, *exc) -> None:
         self.disarm()
 
-    def _wanted(self) -> bool:
-        return torch.is_grad_enabled() or not self.only_with_grad
+    def _wanted(self, module: nn.Module) -> bool:
+        return not self.training_only or (module.training and torch.is_grad_enabled())
 
     def _keep(self, parts: dict[str, torch.Tensor], key: str):
-        def hook(_module: nn.Module, args, output=None) -> None:
-            if self._wanted():
+        def hook(module: nn.Module, args, output=None) -> None:
+            if self._wanted(module):
                 parts[key] = args[0] if key == "input" else output
         return hook
 
     def _report(self, name: str, block: ResidualBlock, parts: dict[str, torch.Tensor]):
-        def hook(_module: nn.Module, _args, output: torch.Tensor) -> None:
-            if not self._wanted():
+        def hook(module: nn.Module, _args, output: torch.Tensor) -> None:
+            if not self._wanted(module):
                 return
             shortcut = None
             if block.has_shortcut:

@@ -12,7 +12,8 @@ How a sample is taken (:class:`BlockTelemetry`, a step hook of the
   eagerly (``loop.eager_step``): module hooks do not run inside a replayed CUDA graph or a
   torch.compile'd forward, so a sampled step runs the plain module (the same arithmetic);
 - during step s's forward each block's hook reduces its tensors to three numbers, kept on the
-  device (no synchronisation); evaluation and probes run under ``no_grad`` and are ignored;
+  device (no synchronisation); forwards in eval mode or under ``no_grad`` (evaluation,
+  probes, Grad-CAM at an epoch end) are ignored;
 - after step s, with its gradients still in place, the gradient norms join them, the hooks
   are removed, and one read to the host makes a :class:`TelemetryEvent`.
 Steps that are not sampled run with no hook at all. The label ``step`` is the number of
@@ -82,7 +83,7 @@ def block_measures(call: BlockCall) -> tuple[torch.Tensor, torch.Tensor]:
 
 def _json_number(value: float) -> float | None:
     value = finite_or_none(value)
-    return None if value is None else float(f"{value:.7g}")
+    return None if value is None else float(f"{value:.9g}")  # round-trips a float32
 
 
 class TelemetryHistory:
@@ -180,7 +181,7 @@ class TelemetryHistory:
         document: dict[str, Any] = {"blocks": list(self.blocks), "spacing": self.spacing,
                                     "step": list(self.steps),
                                     "epoch_progress": list(self.progress)}
-        for column, metric in enumerate(METRICS):  # float32's 7 digits, not 17
+        for column, metric in enumerate(METRICS):  # 9 digits, not a float64 repr
             document[metric] = [[_json_number(v) for v in values[:, column].tolist()]
                                 for values in self.values]
         return document
@@ -210,7 +211,7 @@ class BlockTelemetry:
         self.loop, self.every = loop, every
         self.blocks = residual_blocks(loop.model)
         self.parameters = {name: list(block.parameters()) for name, block in self.blocks}
-        self.watch = BlockWatch(self.blocks, self._seen, only_with_grad=True)
+        self.watch = BlockWatch(self.blocks, self._seen, training_only=True)
         self._measured: dict[str, torch.Tensor] = {}
         self._sampling: tuple[int, float, float] | None = None  # step, progress, grad scale
 

@@ -43,12 +43,13 @@ class Samples(Callback):
         self.events.append(event)
 
 
-def train(arch=TINY, every=2, callbacks=(), **changes):
+def train(arch=TINY, every=2, callbacks=(), probe=None, **changes):
     samples = Samples()
     trainer = Trainer(arch, recipe(**changes), callbacks=[samples, *callbacks],
                       data=tiny_data())
     samples.trainer = trainer
     trainer.telemetry_every = every
+    trainer.set_probe(probe)
     return trainer, trainer.run(), samples
 
 
@@ -81,11 +82,13 @@ def test_exactly_one_sample_every_n_steps_and_none_in_between(monkeypatch):
         original(self, name, call)
 
     monkeypatch.setattr(BlockTelemetry, "_seen", counting)
-    trainer, end, samples = train(every=4)  # 3 epochs of 6 steps, evaluated at each end
+    # 3 epochs of 6 steps; each epoch end evaluates and probes (Grad-CAM runs with gradients,
+    # in eval mode), and step 12 is armed while the epoch end of step 12 runs.
+    trainer, end, samples = train(every=4, probe="layer2.0")
     assert end.step == 18
     assert [event.step for event in samples.events] == [0, 4, 8, 12, 16]
     # Hooks ran on the sampled steps' forwards only: not on the other steps, and not on the
-    # evaluations and probes of the epoch ends (under no_grad).
+    # evaluations and probes of the epoch ends.
     assert sorted(set(seen)) == [(s, b) for s in (0, 4, 8, 12, 16)
                                  for b in ("layer1.0", "layer2.0")]
     assert len(seen) == 10
