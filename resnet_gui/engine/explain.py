@@ -16,7 +16,6 @@ from dataclasses import replace
 
 import numpy as np
 import torch
-from captum.attr import LayerAttribution, LayerGradCam
 from torch import nn
 
 from resnet_gui.engine.blocks import block_decomposition
@@ -31,6 +30,8 @@ def grad_cam(model: nn.Module, image: torch.Tensor, layer: str,
     """Grad-CAM of ``target_class`` (default: the predicted class) at ``layer`` for one
     prepared image (1, C, H, W): ReLU of the maps weighted by their mean gradient, upsampled
     (bilinear) to the image's size and scaled to a maximum of 1."""
+    from captum.attr import LayerAttribution, LayerGradCam  # 1-2 s to import: on first use
+
     model = unwrap_compiled(model)
     module = named_layer(model, layer)
     parameter = next(model.parameters(), None)
