@@ -54,5 +54,5 @@ def test_a_negative_interval_is_one_line(tmp_path, capsys, data_dir):
     assert main(["train", "resnet20", "--data-dir", str(data_dir),
                  "--telemetry-every", "-2"]) == 1
     err = capsys.readouterr().err.strip().splitlines()
-    assert err == ["resnet-gui: error: --telemetry-every must be 0 (no telemetry) or a number "
-                   "of steps, got -2"]
+    assert err == [("resnet-gui: error: --telemetry-every must be 0 (no telemetry) or a "
+                    "number of steps, got -2")]

@@ -172,8 +172,8 @@ def format_summary(result) -> str:
         f"Activation memory:     {_si(result.activation_bytes, 'B')} per example "
         "(float32 outputs of every layer)",
     ]
-    legend = ["Field: input pixels one output unit sees (theoretical receptive field, "
-              "padding included)", "Jump: input pixels between neighbouring units' fields"]
+    legend = [("Field: input pixels one output unit sees (theoretical receptive field, "
+               "padding included)"), "Jump: input pixels between neighbouring units' fields"]
     return "\n".join([title, *legend, rule, line(header), rule, *map(line, rows), rule,
                       *totals])
 

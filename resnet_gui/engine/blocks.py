@@ -77,7 +77,7 @@ class BlockWatch:
         self._handles.clear()
         self._parts.clear()
 
-    def __enter__(self) -> "BlockWatch":
+    def __enter__(self) -> BlockWatch:
         self.arm()
         return self
 

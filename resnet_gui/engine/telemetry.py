@@ -27,6 +27,7 @@ the history stays evenly spaced over the whole run.
 from __future__ import annotations
 
 import contextlib
+import itertools
 import math
 from collections.abc import Iterator
 from typing import TYPE_CHECKING, Any
@@ -148,7 +149,7 @@ class TelemetryHistory:
                 "values": torch.from_numpy(values)}
 
     @classmethod
-    def from_checkpoint(cls, saved: Any, max_step: int) -> "TelemetryHistory":
+    def from_checkpoint(cls, saved: Any, max_step: int) -> TelemetryHistory:
         """The saved history, every field checked; ``ValueError`` when it is damaged. None
         (a checkpoint from before telemetry) is an empty history."""
         history = cls()
@@ -165,7 +166,7 @@ class TelemetryHistory:
         steps = [int(step) for step in steps.tolist()]
         progress = [float(value) for value in saved["progress"].tolist()]
         if len(progress) != count or any(not 0 <= s <= max_step for s in steps) \
-                or any(b <= a for a, b in zip(steps, steps[1:])) \
+                or any(b <= a for a, b in itertools.pairwise(steps)) \
                 or not all(math.isfinite(p) and p >= 0 for p in progress):
             raise ValueError("telemetry steps are out of order or out of range")
         spacing = saved["spacing"]
@@ -187,7 +188,7 @@ class TelemetryHistory:
         return document
 
     @classmethod
-    def from_json(cls, document: Any) -> "TelemetryHistory":
+    def from_json(cls, document: Any) -> TelemetryHistory:
         """What :meth:`to_json` wrote; an empty history where the document is unreadable
         (a run's curves still show without it)."""
         try:

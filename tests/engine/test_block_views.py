@@ -65,6 +65,8 @@ def test_the_decomposition_adds_up_and_matches_the_network():
             assert norm == pytest.approx(float(np.linalg.norm(array)), rel=1e-5)
         low, high = parts.levels()
         assert low == min(parts.shortcut.min(), parts.branch.min(), parts.sum.min())
+        assert high == max(parts.shortcut.max(), parts.sum.max(), parts.output.max(),
+                           parts.branch.max())
     identity = block_decomposition(model, image, "layer1.0")
     assert np.allclose(identity.shortcut, feature_maps(model, image, "relu")[0], atol=1e-6)
     assert identity.shortcut.shape == (8, 10, 10)

@@ -58,7 +58,7 @@ def no_hooks_left(model: torch.nn.Module) -> bool:
 
 
 def test_a_zero_initialised_branch_reads_zero_at_step_0_and_grows():
-    trainer, end, samples = train(every=2, epochs=2, zero_init_last=True)
+    trainer, _, samples = train(every=2, epochs=2, zero_init_last=True)
     first = samples.events[0]
     assert first.step == 0 and first.epoch_progress == 0.0
     assert [block.name for block in first.blocks] == ["layer1.0", "layer2.0"]
@@ -84,7 +84,7 @@ def test_exactly_one_sample_every_n_steps_and_none_in_between(monkeypatch):
     monkeypatch.setattr(BlockTelemetry, "_seen", counting)
     # 3 epochs of 6 steps; each epoch end evaluates and probes (Grad-CAM runs with gradients,
     # in eval mode), and step 12 is armed while the epoch end of step 12 runs.
-    trainer, end, samples = train(every=4, probe="layer2.0")
+    _, end, samples = train(every=4, probe="layer2.0")
     assert end.step == 18
     assert [event.step for event in samples.events] == [0, 4, 8, 12, 16]
     # Hooks ran on the sampled steps' forwards only: not on the other steps, and not on the
@@ -105,14 +105,14 @@ def test_zero_turns_telemetry_off_and_callbacks_without_the_hook_are_fine():
             self.ends += 1
 
     listener = OldListener()
-    trainer, end, samples = train(every=0, epochs=1)
+    trainer, _, samples = train(every=0, epochs=1)
     assert samples.events == [] and no_hooks_left(trainer.model)
     trainer, end, samples = train(every=1, epochs=1, callbacks=[listener])
     assert len(samples.events) == end.step == 6 and listener.ends == 1
 
 
 def test_plain_blocks_compare_output_with_input_where_the_shapes_allow():
-    trainer, end, samples = train(arch=MIXED, every=3, epochs=1)
+    _, _, samples = train(arch=MIXED, every=3, epochs=1)
     by_name = {block.name: block for block in samples.events[-1].blocks}
     assert list(by_name) == ["layer1.0", "layer1.1", "layer2.0"]
     plain = by_name["layer1.1"]  # 8 -> 8 channels at 10x10: y and x compare
@@ -131,10 +131,9 @@ def test_the_block_watch_sees_each_kind_of_block_sum_as_it_runs():
             Stage(blocks=(kind,), width=6, stride=2, shortcut=Shortcut("zero-pad"))))
         model = build_model(arch).eval()
         calls = {}
-        with torch.no_grad(), BlockWatch(residual_blocks(model),
-                                         lambda name, call: calls.setdefault(name, call)):
+        with torch.no_grad(), BlockWatch(residual_blocks(model), calls.setdefault):
             model(torch.randn(2, 1, 10, 10))
-        for name, call in calls.items():
+        for call in calls.values():
             total = call.branch + call.shortcut
             assert torch.equal(call.output, torch.relu(total) if activation else total), kind
         first = calls["layer1.0"]
@@ -231,7 +230,7 @@ def test_the_run_store_keeps_the_history_for_a_reopened_run(tmp_path):
     store = RunStore(tmp_path)
     run = store.create(TINY, recipe())
     recorder = RunRecorder(store, run)
-    trainer, end, samples = train(every=4, epochs=2, callbacks=[recorder])
+    _, _, samples = train(every=4, epochs=2, callbacks=[recorder])
     reopened = store.load(run.run_id).log.telemetry
     assert reopened.steps == [e.step for e in samples.events] == [0, 4, 8]
     assert reopened.blocks == ("layer1.0", "layer2.0")
