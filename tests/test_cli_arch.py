@@ -70,7 +70,8 @@ def test_summary_json_layers_sum_to_the_totals(capsys):
     assert sum(layer["macs"] for layer in data["layers"]) == data["total_macs"]
     first = data["layers"][0]
     assert first == {"name": "conv1", "type": "Conv2d", "depth": 0,
-                     "output_shape": [64, 112, 112], "params": 9408, "macs": 118_013_952}
+                     "output_shape": [64, 112, 112], "params": 9408, "macs": 118_013_952,
+                     "receptive_field": 7, "jump": 2}
     assert {"layer1", "layer1.0"}.isdisjoint(layer["name"] for layer in data["layers"])
 
 

@@ -48,7 +48,7 @@ def test_train_a_few_steps_then_resume_with_the_log_checked(tmp_path, data_dir):
     records = read_log(log)
     kinds = [r["event"] for r in records]
     assert kinds[-1] == "end" and "epoch" in kinds and kinds.count("end") == 1
-    assert set(kinds) == {"start", "step", "epoch", "end"} and kinds[0] == "start"
+    assert set(kinds) == {"start", "step", "telemetry", "epoch", "end"} and kinds[0] == "start"
     steps = [r for r in records if r["event"] == "step"]
     assert steps[-1]["step"] == 9 and all(0 <= r["accuracy"] <= 1 for r in steps)
     epoch = next(r for r in records if r["event"] == "epoch")

@@ -41,7 +41,9 @@ def add_parsers(subparsers: argparse._SubParsersAction) -> None:
     _add_shape_options(summary)
     summary.add_argument(
         "--json", action="store_true",
-        help="print one JSON object; its layers are the leaf layers, summing to the totals",
+        help="print one JSON object; its layers are the leaf layers, summing to the totals, "
+        "each with its receptive_field and jump in input pixels (one number, or [height, "
+        "width] where they differ)",
     )
     summary.set_defaults(func=run_summary)
 
@@ -156,12 +158,25 @@ def _si(value: float, unit: str = "") -> str:
     return f"{value:.0f} {unit}".rstrip()
 
 
+def _square(pair: tuple[int, int] | None) -> int | list[int] | None:
+    """A receptive field's size or jump: one number when height and width agree."""
+    if pair is None:
+        return None
+    return pair[0] if pair[0] == pair[1] else list(pair)
+
+
+def _pair_text(pair: tuple[int, int] | None) -> str:
+    value = _square(pair)
+    return "?" if value is None else _shape_text(value) if isinstance(value, list) else str(value)
+
+
 def format_summary(result) -> str:
     """The layer table: blocks grouped with their layers indented under them, then totals."""
-    header = ("Layer", "Type", "Output shape", "Params", "Mult-adds")
+    header = ("Layer", "Type", "Output shape", "Params", "Mult-adds", "Field", "Jump")
     rows = [
         ("  " * row.depth + row.name, row.type, _shape_text(row.output_shape),
-         f"{row.params:,}", f"{row.macs:,}")
+         f"{row.params:,}", f"{row.macs:,}", _pair_text(row.receptive_field),
+         _pair_text(row.jump))
         for row in result.layers
     ]
     widths = [max(len(line[i]) for line in [header, *rows]) for i in range(len(header))]
@@ -182,7 +197,10 @@ def format_summary(result) -> str:
         f"Activation memory:     {_si(result.activation_bytes, 'B')} per example "
         "(float32 outputs of every layer)",
     ]
-    return "\n".join([title, rule, line(header), rule, *map(line, rows), rule, *totals])
+    legend = [("Field: input pixels one output unit sees (theoretical receptive field, "
+               "padding included)"), "Jump: input pixels between neighbouring units' fields"]
+    return "\n".join([title, *legend, rule, line(header), rule, *map(line, rows), rule,
+                      *totals])
 
 
 def summary_json(result) -> dict:
@@ -199,6 +217,8 @@ def summary_json(result) -> dict:
                 "output_shape": list(row.output_shape),
                 "params": row.params,
                 "macs": row.macs,
+                "receptive_field": _square(row.receptive_field),
+                "jump": _square(row.jump),
             }
             for row in result.leaves
         ],

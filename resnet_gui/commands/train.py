@@ -1,7 +1,8 @@
 """``resnet-gui train ARCH``: train from the command line with a progress bar.
 
 Ctrl-C stops at the next batch and saves the checkpoint (a second Ctrl-C aborts at once);
-``--log`` writes one JSON object per line (``"event": "step" | "epoch" | "end"``).
+``--log`` writes one JSON object per line (``"event": "start" | "step" | "telemetry" |
+"epoch" | "end"``).
 """
 
 from __future__ import annotations
@@ -116,6 +117,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     machine.add_argument("--threads", type=int, metavar="N",
                          help="CPU threads for torch (default: one per core; fewer can be "
                          "faster when other programs keep the cores busy)")
+    machine.add_argument("--telemetry-every", type=int, metavar="N",
+                         help="record each residual block's statistics (||F(x)||/||x||, "
+                         "cosine, gradient and weight norms) every N steps; 0: off "
+                         "(default 50)")
     machine.add_argument("--max-steps", type=int, metavar="N",
                          help="end after N optimizer steps as Stop would (the plan still "
                          "spans --epochs)")
@@ -226,6 +231,12 @@ class JsonLog:
                     "checkpoint": event.checkpoint, "message": event.message,
                     "learned": event.learned, "verdict": event.verdict})
 
+    def on_telemetry(self, event) -> None:
+        self.write({"event": "telemetry", "step": event.step,
+                    "epoch_progress": event.epoch_progress,
+                    "blocks": [{name: json_value(value) for name, value in vars(block).items()}
+                               for block in event.blocks]})
+
     def on_exception(self, error: BaseException) -> None:
         self.write({"event": "error", "message": str(error) or type(error).__name__})
 
@@ -328,6 +339,12 @@ def check_threads(threads: int | None) -> None:
                         f"machine), got {threads}; leave it out to use one per core")
 
 
+def check_telemetry_every(every: int | None) -> None:
+    if every is not None and every < 0:
+        raise UserError(f"--telemetry-every must be 0 (no telemetry) or a number of steps, "
+                        f"got {every}")
+
+
 def check_paths(args: argparse.Namespace) -> None:
     if args.weights and args.weights != IMAGENET_WEIGHTS and not args.resume:
         file_to_read("--weights", args.weights, "resnet18.pth", f"a state dict (.pth), a "
@@ -344,6 +361,7 @@ def check_paths(args: argparse.Namespace) -> None:
 
 def run_train(args: argparse.Namespace) -> int:
     check_threads(args.threads)
+    check_telemetry_every(args.telemetry_every)
     check_paths(args)
     from resnet_gui.engine.checkpoint import checkpoint_architecture, load_checkpoint
     from resnet_gui.engine.data import load_data
@@ -378,6 +396,8 @@ def run_train(args: argparse.Namespace) -> int:
     trainer = Trainer(arch, recipe, callbacks=callbacks,
                       checkpoint_path=args.checkpoint or args.resume, resume_from=args.resume,
                       data=data)
+    if args.telemetry_every is not None:
+        trainer.telemetry_every = args.telemetry_every
     try:
         with _StopOnInterrupt(trainer) as interrupt:
             end = trainer.run()

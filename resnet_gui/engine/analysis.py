@@ -40,6 +40,7 @@ from resnet_gui.arch.model import (
     Stem,
     validate,
 )
+from resnet_gui.engine.fields import INPUT_FIELD, Field, FieldTracker
 from resnet_gui.engine.model import BLOCK_CLASSES, build_head, build_stem
 
 FLOAT32_BYTES = 4
@@ -56,6 +57,18 @@ class LayerRow:
     trainable_params: int
     macs: int  # including children; each leaf layer counted once
     is_leaf: bool
+    # The input pixels a unit of the output sees (see engine/fields.py); None if unknown.
+    field: Field | None = None
+
+    @property
+    def receptive_field(self) -> tuple[int, int] | None:
+        """Height and width, in input pixels, of what one unit of the output sees."""
+        return None if self.field is None else self.field.size
+
+    @property
+    def jump(self) -> tuple[int, int] | None:
+        """Input pixels between the fields of neighbouring units (the stride so far)."""
+        return None if self.field is None else self.field.jump
 
 
 @dataclass(frozen=True)
@@ -144,12 +157,14 @@ class _FlopCounter(TorchDispatchMode):
         super().__init__()
         self.running: list[str] = [""]  # module names, innermost last
         self.flops: dict[str, int] = {}
+        self.fields = FieldTracker()  # receptive fields, relative to the part's input
 
     def __torch_dispatch__(self, func, types, args=(), kwargs=None):
         kwargs = kwargs or {}
         if func in _METADATA_OPS:
             return NotImplemented
         out = func(*args, **kwargs)
+        self.fields.record(func, args, kwargs, out)
         formula = flop_registry.get(func._overloadpacket)
         if formula is not None:
             name = self.running[-1]
@@ -167,12 +182,14 @@ class _Row:
     params: int
     macs: int
     is_leaf: bool
+    field: Field | None  # relative to the part's input: its pixels are the units here
 
 
 @dataclass(frozen=True)
 class _Part:
     rows: tuple[_Row, ...]
     output_shape: tuple[int, ...]
+    output_field: Field
 
 
 class _TooSmall(Exception):
@@ -228,6 +245,7 @@ def _analyse_part(root: nn.Module, in_shape: tuple[int, ...]) -> _Part:
             module.forward = _shape_preserving_batch_norm(module)
     counter = _FlopCounter()
     outputs: dict[str, tuple[int, ...]] = {}
+    fields: dict[str, Field | None] = {}
     inputs: dict[str, tuple[int, ...]] = {}
     handles = []
 
@@ -241,6 +259,7 @@ def _analyse_part(root: nn.Module, in_shape: tuple[int, ...]) -> _Part:
         def hook(module, args, output):
             counter.running.pop()
             outputs[name] = tuple(int(size) for size in output.shape[1:])
+            fields[name] = counter.fields.of(output)
         return hook
 
     for name, module in named:
@@ -248,9 +267,11 @@ def _analyse_part(root: nn.Module, in_shape: tuple[int, ...]) -> _Part:
             handles.append(module.register_forward_pre_hook(pre_hook(name)))
             handles.append(module.register_forward_hook(post_hook(name)))
     root.eval()  # batch norm on one example; eval also skips the running-stat updates
+    image = torch.empty((1, *in_shape), device="meta")
+    counter.fields.tag(image, INPUT_FIELD)
     try:
         with torch.no_grad(), counter:
-            out = root(torch.empty((1, *in_shape), device="meta"))
+            out = root(image)
     except Exception as error:  # a meta kernel refusing a shape: name the layer it ran in
         name = counter.running[-1]
         module = root.get_submodule(name) if name else root
@@ -282,9 +303,11 @@ def _analyse_part(root: nn.Module, in_shape: tuple[int, ...]) -> _Part:
                 params=own_params[name],
                 macs=macs,
                 is_leaf=not any(True for _ in module.children()),
+                field=counter.fields.of(out) if not name else fields.get(name),
             )
         )
-    return _Part(rows=tuple(rows), output_shape=out_shape)
+    return _Part(rows=tuple(rows), output_shape=out_shape,
+                 output_field=counter.fields.of(out) or INPUT_FIELD)
 
 
 def _on_meta(build):
@@ -336,7 +359,9 @@ def _qualified(prefix: str, name: str) -> str:
     return f"{prefix}.{name}" if prefix and name else prefix or name
 
 
-def _layer_rows(prefix: str, part: _Part, include_root: bool) -> list[LayerRow]:
+def _layer_rows(prefix: str, part: _Part, include_root: bool, input_field: Field
+                ) -> list[LayerRow]:
+    """The part's rows named in the whole network, their fields measured in its input."""
     rows = []
     for row in part.rows:
         if not row.name and not include_root:
@@ -352,6 +377,7 @@ def _layer_rows(prefix: str, part: _Part, include_root: bool) -> list[LayerRow]:
                 trainable_params=row.params,  # a freshly built network trains every parameter
                 macs=row.macs,
                 is_leaf=row.is_leaf,
+                field=None if row.field is None else row.field.within(input_field),
             )
         )
     return rows
@@ -397,8 +423,8 @@ def analyse(arch: Architecture, input_shape: tuple[int, int, int] | None = None)
     layers: list[LayerRow] = []
     warnings: list[str] = []
     part = _run(_stem_part, "", arch.stem, input_shape)
-    layers += _layer_rows("", part, include_root=False)
-    shape = part.output_shape
+    layers += _layer_rows("", part, include_root=False, input_field=INPUT_FIELD)
+    shape, field = part.output_shape, part.output_field
     for index, stage in enumerate(arch.stages):
         stage_name = f"layer{index + 1}"
         if stage.stride > 1 and shape[1:] == (1, 1):
@@ -413,8 +439,8 @@ def analyse(arch: Architecture, input_shape: tuple[int, int, int] | None = None)
                 _block_part, block_name, kind, shape, stage.width,
                 stage.stride if position == 0 else 1, stage.shortcut, stage.conv_bias,
             )
-            stage_rows += _layer_rows(block_name, part, include_root=True)
-            shape = part.output_shape
+            stage_rows += _layer_rows(block_name, part, include_root=True, input_field=field)
+            shape, field = part.output_shape, part.output_field.within(field)
         blocks = [row for row in stage_rows if row.depth == 1]
         layers.append(
             LayerRow(
@@ -426,11 +452,12 @@ def analyse(arch: Architecture, input_shape: tuple[int, int, int] | None = None)
                 trainable_params=sum(row.trainable_params for row in blocks),
                 macs=sum(row.macs for row in blocks),
                 is_leaf=False,
+                field=field,
             )
         )
         layers += stage_rows
     part = _run(_head_part, "", arch.head, shape, arch.num_classes, arch.final_preactivation)
-    layers += _layer_rows("", part, include_root=False)
+    layers += _layer_rows("", part, include_root=False, input_field=field)
 
     leaves = [row for row in layers if row.is_leaf]
     return Analysis(

@@ -44,6 +44,43 @@ class StepEnd:
 
 
 @dataclass(frozen=True)
+class BlockDecomposition:
+    """A residual block's two paths for one image (each (channels, h, w) float32, on one
+    scale): the shortcut s(x) after projection, the branch F(x), their sum, and the block's
+    output (after the final activation; the sum itself in a pre-activation block)."""
+
+    block: str  # "layer2.0"
+    kind: str  # the block kind: "basic", "bottleneck", ...
+    projected: bool  # the shortcut is a projection (else the identity x)
+    shortcut: np.ndarray
+    branch: np.ndarray
+    sum: np.ndarray
+    output: np.ndarray
+    norms: tuple[float, float, float, float]  # L2 norms of the four, in that order
+    predicted: int  # the class the network predicts for the image
+
+    ROWS = ("shortcut", "branch", "sum", "output")
+
+    def levels(self) -> tuple[float, float]:
+        """The one colour scale of the four rows: their smallest and largest value."""
+        arrays = [getattr(self, row) for row in self.ROWS]
+        return (float(min(array.min() for array in arrays)),
+                float(max(array.max() for array in arrays)))
+
+
+@dataclass(frozen=True)
+class ClassActivationMap:
+    """Grad-CAM of one class at one layer for one image: where the layer's maps pushed the
+    network towards the class, upsampled to the input and scaled to [0, 1]."""
+
+    layer: str
+    target_class: int  # the class explained
+    heatmap: np.ndarray  # (H, W) float32 in [0, 1], the input's size; all 0 if nothing pushed
+    predicted: int  # the class the network predicts for the image
+    score: float  # the softmax probability of target_class
+
+
+@dataclass(frozen=True)
 class FeatureProbe:
     """One layer's output for one test image, computed by the worker under no_grad."""
 
@@ -53,6 +90,33 @@ class FeatureProbe:
     maps: np.ndarray  # (channels, h, w) float32
     label: int
     predicted: int
+    # When the layer is a residual block: its shortcut, branch, sum and output.
+    decomposition: BlockDecomposition | None = None
+    # When the layer has maps: Grad-CAM of the predicted class there.
+    cam: ClassActivationMap | None = None
+
+
+@dataclass(frozen=True)
+class BlockStats:
+    """One block at one sampled step. In a residual block ``residual_ratio`` is
+    ||F(x)|| / ||s(x)|| and ``cosine`` is cos(F(x), s(x)), over the whole batch; in a plain
+    block they compare the output y with the input x (NaN where their shapes differ)."""
+
+    name: str  # "layer1.0"
+    residual_ratio: float
+    cosine: float
+    grad_norm: float  # L2 norm of the gradients of the block's parameters at this step
+    weight_norm: float  # L2 norm of the block's parameters the step started from
+
+
+@dataclass(frozen=True)
+class TelemetryEvent:
+    """The blocks at one sampled step: ``step`` optimizer steps had been taken before it (so
+    step 0 is the network as initialised)."""
+
+    step: int
+    epoch_progress: float  # epoch + fraction done when the step began
+    blocks: tuple[BlockStats, ...]
 
 
 @dataclass(frozen=True)
@@ -117,6 +181,9 @@ class Callback:
     def on_train_end(self, event: TrainEnd) -> None: ...
 
     def on_exception(self, error: BaseException) -> None: ...
+
+    def on_telemetry(self, event: TelemetryEvent) -> None:
+        """Per-block statistics of a sampled step (every ``Trainer.telemetry_every`` steps)."""
 
     def on_notice(self, message: str) -> None:
         """One sentence the user should see, without ending the run (the bundled sample is in

@@ -35,7 +35,9 @@ def unwrap_compiled(model: nn.Module) -> nn.Module:
 
 
 @contextlib.contextmanager
-def _eval_mode(model: nn.Module):
+def eval_mode(model: nn.Module):
+    """``model`` in eval mode for the block, then back in the mode it was in. Use it only on a
+    network no other thread is training: the idle one, or from the training thread itself."""
     was_training = model.training
     model.eval()
     try:
@@ -90,7 +92,7 @@ def _maps_and_logits(model: nn.Module, images: torch.Tensor, layer: str
         images = images.to(parameter.device)
     handle = module.register_forward_hook(hook)
     try:
-        with torch.no_grad(), _eval_mode(model):
+        with torch.no_grad(), eval_mode(model):
             logits = model(images)
     finally:
         handle.remove()
@@ -155,7 +157,7 @@ def evaluate_model(
     device = next(model.parameters()).device
     loss_sum = torch.zeros((), dtype=torch.float64, device=device)
     predictions, confidences = [], []
-    with torch.no_grad(), _eval_mode(model):
+    with torch.no_grad(), eval_mode(model):
         for start in range(0, count, batch_size):
             batch = prepare(images[start:start + batch_size])
             target = labels[start:start + batch_size].to(device, non_blocking=True)

@@ -203,6 +203,9 @@ class TrainingLoop:
         self.train_model = self._wrap_model(self.model)
         self.compiled_steps = 0
         self.eager_forward = self.model.forward
+        # Set by a step hook for the next step: run it with the plain module, whose module
+        # hooks run (they do not inside a CUDA graph or a compiled forward).
+        self.eager_step = False
         self.graphed_batch: tuple[int, ...] | None = None
         if self.device.type == "cuda" and not self.recipe.compile and self.trainer.cuda_graphs:
             self.graphed_batch = self.trainer._capture_cuda_graph(
@@ -340,7 +343,7 @@ class TrainingLoop:
             return
         state, take = self.state, len(index)
         correct = (logits.detach().argmax(dim=1) == labels).sum()
-        self.compiled_steps += self.train_model is not self.model
+        self.compiled_steps += self.train_model is not self.model and not self.eager_step
         state.step += 1
         state.position += take
         state.batch_in_epoch += 1
@@ -367,9 +370,10 @@ class TrainingLoop:
         set_learning_rate(self.optimizer, lr)
         # Autocast's weight cache cannot live across graph replays.
         with self.placement.autocast(cache_enabled=self.graphed_batch is None):
-            if self.graphed_batch is None or tuple(inputs.shape) == self.graphed_batch:
+            if not self.eager_step and (self.graphed_batch is None
+                                        or tuple(inputs.shape) == self.graphed_batch):
                 logits = self.train_model(inputs)
-            else:  # a smaller last batch: the graph holds fixed shapes
+            else:  # asked for, or a smaller last batch: the graph holds fixed shapes
                 logits = self.eager_forward(inputs)
         loss = self.loss_function(logits.float(), labels)
         self.optimizer.zero_grad(set_to_none=True)

@@ -74,22 +74,35 @@ def make_shortcut(
 
 
 class ResidualBlock(nn.Module):
-    """Base for every block: a residual branch plus an optional shortcut."""
+    """Base for every block: a residual branch F plus an optional shortcut, y = F(x) + s(x)
+    (then an activation, except in pre-activation blocks).
+
+    ``branch_end`` names the branch's last module, whose output is F(x), and ``downsample``
+    is the shortcut's module (None: the identity); the inspection tools hook these two to see
+    both paths of the sum (see :mod:`resnet_gui.engine.blocks`).
+    """
 
     expansion = 1
     has_shortcut = True
     kind = ""
+    branch_end = ""
 
     def __init__(self) -> None:
         super().__init__()
         self.downsample: nn.Module | None = None
 
+    def branch_end_module(self) -> nn.Module:
+        return getattr(self, self.branch_end)
+
     def zero_init_last(self) -> None:
         """Make the residual branch start at zero so that the block starts as the identity."""
+        if self.has_shortcut:
+            nn.init.zeros_(self.branch_end_module().weight)
 
 
 class BasicBlock(ResidualBlock):
     kind = "basic"
+    branch_end = "bn2"
 
     def __init__(self, in_ch: int, width: int, stride: int, shortcut: Shortcut, bias: bool) -> None:
         super().__init__()
@@ -109,9 +122,6 @@ class BasicBlock(ResidualBlock):
             out = out + (x if self.downsample is None else self.downsample(x))
         return self.relu2(out)
 
-    def zero_init_last(self) -> None:
-        if self.has_shortcut:
-            nn.init.zeros_(self.bn2.weight)
 
 
 class PlainBlock(BasicBlock):
@@ -122,6 +132,7 @@ class PlainBlock(BasicBlock):
 class Bottleneck(ResidualBlock):
     kind = "bottleneck"
     expansion = 4
+    branch_end = "bn3"
 
     def __init__(self, in_ch: int, width: int, stride: int, shortcut: Shortcut, bias: bool) -> None:
         super().__init__()
@@ -146,9 +157,6 @@ class Bottleneck(ResidualBlock):
             out = out + (x if self.downsample is None else self.downsample(x))
         return self.relu3(out)
 
-    def zero_init_last(self) -> None:
-        if self.has_shortcut:
-            nn.init.zeros_(self.bn3.weight)
 
 
 class PlainBottleneck(Bottleneck):
@@ -160,6 +168,7 @@ class PreActBasicBlock(ResidualBlock):
     """BN-ReLU-conv twice; where shapes change the shortcut takes the pre-activated input."""
 
     kind = "preact-basic"
+    branch_end = "conv2"
 
     def __init__(self, in_ch: int, width: int, stride: int, shortcut: Shortcut, bias: bool) -> None:
         super().__init__()
@@ -178,13 +187,12 @@ class PreActBasicBlock(ResidualBlock):
         out = self.conv2(self.relu2(self.bn2(self.conv1(pre))))
         return out + shortcut
 
-    def zero_init_last(self) -> None:
-        nn.init.zeros_(self.conv2.weight)
 
 
 class PreActBottleneck(ResidualBlock):
     kind = "preact-bottleneck"
     expansion = 4
+    branch_end = "conv3"
 
     def __init__(self, in_ch: int, width: int, stride: int, shortcut: Shortcut, bias: bool) -> None:
         super().__init__()
@@ -208,8 +216,6 @@ class PreActBottleneck(ResidualBlock):
         out = self.conv3(self.relu3(self.bn3(out)))
         return out + shortcut
 
-    def zero_init_last(self) -> None:
-        nn.init.zeros_(self.conv3.weight)
 
 
 BLOCK_CLASSES: dict[str, type[ResidualBlock]] = {

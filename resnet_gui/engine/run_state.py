@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from resnet_gui.arch.recipe import MAX_BATCH_SIZE, Recipe
+from resnet_gui.engine.telemetry import TelemetryHistory
 
 
 class RunningSums:
@@ -71,6 +72,7 @@ class RunState:
     last_train: tuple[float, float] = (math.nan, math.nan)  # loss, accuracy of the last epoch
     last_test_accuracy: float = math.nan
     first_loss: float = math.nan  # the training loss the run started from (see verdict.py)
+    telemetry: TelemetryHistory = field(default_factory=TelemetryHistory)  # per-block samples
 
     def __post_init__(self) -> None:
         self.sums = RunningSums(self.device)
@@ -99,6 +101,7 @@ class RunState:
             "first_loss": self.first_loss,
             # Bit-exact resume on the CPU needs the same thread count (reductions split by it).
             "threads": torch.get_num_threads(),
+            "telemetry": self.telemetry.to_checkpoint() if len(self.telemetry) else None,
         }
 
     @classmethod
@@ -121,6 +124,8 @@ class RunState:
         state.last_train = (_finite(checkpoint.get("last_train_loss")),
                             _fraction(checkpoint.get("last_train_accuracy")))
         state.first_loss = _finite(checkpoint.get("first_loss"))
+        state.telemetry = TelemetryHistory.from_checkpoint(checkpoint.get("telemetry"),
+                                                           max_step=state.step)
         _restore_rng(checkpoint["rng"], device)
         return state
 

@@ -22,7 +22,15 @@ from pathlib import Path
 from typing import Any
 
 from resnet_gui.engine.data import user_data_dir
-from resnet_gui.engine.events import Callback, EpochEnd, StepEnd, TrainEnd, TrainStart
+from resnet_gui.engine.events import (
+    Callback,
+    EpochEnd,
+    StepEnd,
+    TelemetryEvent,
+    TrainEnd,
+    TrainStart,
+)
+from resnet_gui.engine.telemetry import TelemetryHistory
 from resnet_gui.errors import UserError
 from resnet_gui.arch.model import Architecture
 from resnet_gui.arch.numbers import finite_or_none, json_value
@@ -80,6 +88,7 @@ class RunLog:
 
     steps: dict[str, list] = field(default_factory=lambda: {k: [] for k in STEP_FIELDS})
     epochs: dict[str, list] = field(default_factory=lambda: {k: [] for k in EPOCH_FIELDS})
+    telemetry: TelemetryHistory = field(default_factory=TelemetryHistory)  # per-block samples
 
     def add_step(self, event: StepEnd) -> None:
         for name in STEP_FIELDS:
@@ -92,7 +101,8 @@ class RunLog:
             self.epochs[name].append(value if name in ("epoch", "step") else finite_or_none(value))
 
     def to_dict(self) -> dict[str, Any]:
-        return {"steps": self.steps, "epochs": self.epochs}
+        return {"steps": self.steps, "epochs": self.epochs,
+                "telemetry": self.telemetry.to_json()}
 
     @classmethod
     def from_dict(cls, data: Any) -> "RunLog":
@@ -105,6 +115,7 @@ class RunLog:
             length = min((len(stored.get(k) or []) for k in fields), default=0)
             for k in fields:
                 columns[k] = list((stored.get(k) or [])[:length])
+        log.telemetry = TelemetryHistory.from_json(data.get("telemetry"))
         return log
 
 
@@ -270,6 +281,9 @@ class RunRecorder(Callback):
 
     def on_batch_end(self, event: StepEnd) -> None:
         self.run.log.add_step(event)
+
+    def on_telemetry(self, event: TelemetryEvent) -> None:
+        self.run.log.telemetry.add(event)
 
     def on_epoch_end(self, event: EpochEnd) -> None:
         self.run.log.add_epoch(event)

@@ -37,6 +37,7 @@ from resnet_gui.engine.device import (
     placement_for,
 )
 from resnet_gui.engine.events import Callback, Evaluation, FeatureProbe, TrainEnd
+from resnet_gui.engine.explain import with_block_views
 from resnet_gui.engine.inspect import evaluate_model, probe_test_image
 from resnet_gui.engine.loop import TrainingLoop
 from resnet_gui.engine.memory import require_memory_to_train
@@ -47,6 +48,8 @@ from resnet_gui.engine.schedule import (  # noqa: F401 (re-exported: the trainer
     make_optimizer,
     steps_in_epoch,
 )
+from resnet_gui.engine.telemetry import DEFAULT_EVERY as DEFAULT_TELEMETRY_EVERY
+from resnet_gui.engine.telemetry import BlockTelemetry
 from resnet_gui.errors import CheckpointError, TrainingError, UserError
 
 EVENTS_PER_SECOND = 30
@@ -135,6 +138,9 @@ class Trainer:
         # launching hundreds of kernels one by one, not the GPU, sets the pace.
         self.cuda_graphs = True
         self._graphed_model: nn.Module | None = None
+        # Per-block telemetry every this many steps (0: none); an observation setting like
+        # report_interval, not part of the plan: it changes nothing the network learns.
+        self.telemetry_every = DEFAULT_TELEMETRY_EVERY
 
     @property
     def model(self) -> nn.Module:
@@ -193,15 +199,16 @@ class Trainer:
     # -- events -----------------------------------------------------------------------------
 
     def emit(self, hook: str, event: Any) -> None:
+        """``hook(event)`` on every callback that has it (a listener written before a hook
+        existed simply does not hear it)."""
         for callback in self.callbacks:
-            getattr(callback, hook)(event)
+            handler = getattr(callback, hook, None)
+            if handler is not None:
+                handler(event)
 
     def notice(self, message: str) -> None:
         self.notices.append(message)
-        for callback in self.callbacks:
-            handler = getattr(callback, "on_notice", None)
-            if handler is not None:
-                handler(message)
+        self.emit("on_notice", message)
 
     # -- the run ----------------------------------------------------------------------------
 
@@ -213,7 +220,9 @@ class Trainer:
         """
         try:
             checkpoint = self._prepare()
-            end = TrainingLoop(self, self.arch, self.recipe, self.data, checkpoint).run()
+            loop = TrainingLoop(self, self.arch, self.recipe, self.data, checkpoint)
+            with BlockTelemetry.attached(loop, self.telemetry_every):
+                end = loop.run()
         except BaseException as error:
             self.release_graph()
             if not isinstance(error, KeyboardInterrupt):
@@ -364,8 +373,9 @@ class Trainer:
                         "skipped")
             return None
         try:
-            return probe_test_image(self.model, data.test_images, data.test_labels,
-                                    image_index, layer, self._maker)
+            return with_block_views(self.model, probe_test_image(
+                self.model, data.test_images, data.test_labels, image_index, layer,
+                self._maker))
         except UserError as problem:
             self.notice(f"feature maps skipped: {problem}")
             return None

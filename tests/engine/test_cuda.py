@@ -62,3 +62,48 @@ def test_cuda_run_is_faster_than_nothing_and_reports_throughput(tmp_path):
     end = Trainer(build_preset("resnet20"), recipe, data=tiny_bundle(n_train=2048)).run()
     assert end.examples_per_sec > 0
     assert 0.0 <= end.test_accuracy <= 1.0
+
+
+@pytest.mark.parametrize("precision", ["bf16", "fp16"])
+def test_telemetry_samples_eagerly_between_cuda_graph_replays(precision):
+    """Module hooks do not run inside a replayed CUDA graph: sampled steps run the plain
+    module, every other full batch still replays the graph, and fp16's loss scale is taken
+    out of the gradient norms."""
+
+    class Samples(Callback):
+        def __init__(self):
+            self.events = []
+
+        def on_telemetry(self, event):
+            self.events.append(event)
+
+    samples = Samples()
+    recipe = Recipe(epochs=1, batch_size=64, lr=0.05, device="cuda", precision=precision,
+                    seed=1)
+    trainer = Trainer(build_preset("resnet20"), recipe, callbacks=[samples],
+                      data=tiny_bundle())
+    trainer.telemetry_every = 3
+    replays = []
+    original = trainer._capture_cuda_graph
+
+    def capture(model, *args):
+        shape = original(model, *args)
+        graphed = model.__dict__["forward"]
+        def counting(*inputs):
+            if model.training:  # in eval mode (evaluation) the graph is not replayed
+                replays.append(1)
+            return graphed(*inputs)
+
+        model.__dict__["forward"] = counting
+        return shape
+
+    trainer._capture_cuda_graph = capture
+    end = trainer.run()
+    assert end.step == 8 and [e.step for e in samples.events] == [0, 3, 6]
+    assert len(replays) == 8 - 3  # the three sampled steps ran eagerly
+    for event in samples.events:
+        assert len(event.blocks) == 9
+        for block in event.blocks:
+            assert all(math.isfinite(v) for v in (block.residual_ratio, block.cosine,
+                                                    block.grad_norm, block.weight_norm))
+            assert block.grad_norm < 1e3  # not multiplied by fp16's loss scale (65536)
