@@ -15,6 +15,7 @@ import sys
 import threading
 from typing import Any, TextIO
 
+from resnet_gui.commands import distributed
 from resnet_gui.commands.paths import file_to_read, file_to_write
 from resnet_gui.errors import UserError
 from resnet_gui.arch.resolve import resolve_architecture
@@ -103,6 +104,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     machine.add_argument("--max-steps", type=int, metavar="N",
                          help="end after N optimizer steps as Stop would (the plan still "
                          "spans --epochs)")
+    distributed.add_options(machine)
     output = parser.add_argument_group("output")
     output.add_argument("--checkpoint", metavar="PATH",
                         help="save a checkpoint here at each epoch end and on stop (default "
@@ -112,6 +114,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         help="continue the run of this checkpoint, saving back to it unless "
                         "--checkpoint names another file")
     output.add_argument("--log", metavar="FILE.jsonl", help="write events as JSON lines")
+    output.add_argument("--tensorboard", metavar="DIR",
+                        help="write loss, accuracy, learning rate and examples/s as "
+                        "TensorBoard event files in DIR (needs tensorboardX)")
     output.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_train)
     return parser
@@ -168,7 +173,8 @@ class JsonLog:
                     "epochs": event.epochs, "steps_per_epoch": event.steps_per_epoch,
                     "start_epoch": event.start_epoch, "start_step": event.start_step,
                     "num_train": event.num_train, "num_test": event.num_test,
-                    "class_names": list(event.class_names), "recipe": event.recipe})
+                    "class_names": list(event.class_names), "recipe": event.recipe,
+                    "processes": event.processes})
 
     def on_batch_end(self, event) -> None:
         self.write({"event": "step", "epoch": event.epoch, "step": event.step,
@@ -220,7 +226,9 @@ class ProgressBar:
 
         self.epochs = event.epochs
         self.done = event.start_step
-        self._write(f"training on {event.device} ({event.precision}), {event.num_train:,} "
+        where = event.device if event.processes == 1 else \
+            f"{event.processes} processes ({event.device.split(':')[0]})"
+        self._write(f"training on {where} ({event.precision}), {event.num_train:,} "
                     f"training and {event.num_test:,} test images of "
                     f"{'x'.join(map(str, event.input_shape))}, batch {event.batch_size}, "
                     f"{event.epochs} epochs of {event.steps_per_epoch} steps")
@@ -306,10 +314,16 @@ def check_paths(args: argparse.Namespace) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    return distributed.run_on_processes(args, train_here)
+
+
+def train_here(args: argparse.Namespace) -> int:
+    """The run in this process (one of several under torchrun: see commands/distributed.py)."""
     check_threads(args.threads)
     check_paths(args)
     from resnet_gui.engine.checkpoint import checkpoint_architecture, load_checkpoint
     from resnet_gui.engine.data import load_data
+    from resnet_gui.engine.tensorboard import TensorBoardWriter
     from resnet_gui.engine.trainer import Trainer, fit_architecture
 
     if args.threads is not None:  # after the engine's import, which sets OpenMP's defaults
@@ -339,6 +353,8 @@ def run_train(args: argparse.Namespace) -> int:
     log = JsonLog(args.log, append=checkpoint is not None) if args.log else None
     if log is not None:
         callbacks.append(log)
+    if args.tensorboard:
+        callbacks.append(TensorBoardWriter(args.tensorboard))
     trainer = Trainer(arch, recipe, callbacks=callbacks,
                       checkpoint_path=args.checkpoint or args.resume, resume_from=args.resume,
                       data=data)
