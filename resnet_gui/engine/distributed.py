@@ -52,8 +52,10 @@ if TYPE_CHECKING:
     from resnet_gui.engine.trainer import Trainer
 
 # Long enough for rank 0 to write a large checkpoint while the others wait at the next step;
-# short enough that a hung peer ends the run instead of holding the machine.
+# short enough that a hung peer ends the run instead of holding the machine. The environment
+# variable sets another, in seconds.
 COLLECTIVE_TIMEOUT = timedelta(minutes=10)
+TIMEOUT_VARIABLE = "RESNET_GUI_COLLECTIVE_TIMEOUT"
 AGREE_EVERY_ON_GPU = 8  # steps between stop/pause agreements where reading a flag costs a sync
 PAUSE_POLL_SECONDS = 0.2  # a paused run's processes agree on resuming this often
 PROCESS_RNG_PURPOSE = 4  # derive_seed's purposes: 1 order, 2 augmentation, 3 precise BN
@@ -288,10 +290,25 @@ def join(device: str | None, sync_batch_norm: bool = False,
         torch.cuda.set_device(local_rank)
     with translated_errors("could not join the other processes"):
         dist.init_process_group(
-            backend, timeout=COLLECTIVE_TIMEOUT,
+            backend, timeout=collective_timeout(environ),
             device_id=torch.device("cuda", local_rank) if backend == "nccl" else None)
     _current = World(rank, size, local_rank, backend, sync_batch_norm and backend == "nccl")
     return _current
+
+
+def collective_timeout(environ: Mapping[str, str] = os.environ) -> timedelta:
+    """How long a process waits for the others at a collective before the run ends."""
+    setting = environ.get(TIMEOUT_VARIABLE, "").strip()
+    if not setting:
+        return COLLECTIVE_TIMEOUT
+    try:
+        seconds = float(setting)
+    except ValueError:
+        seconds = math.nan
+    if not (math.isfinite(seconds) and seconds > 0):
+        raise UserError(f"{TIMEOUT_VARIABLE}={setting!r} is not a number of seconds above 0; "
+                        "set it to, say, 600, or unset it")
+    return timedelta(seconds=seconds)
 
 
 def leave() -> None:

@@ -67,8 +67,11 @@ class TensorBoardWriter(Callback):
 
     def on_train_start(self, event: TrainStart) -> None:
         self.close()
-        purge = event.start_step if event.start_step > 0 else None
-        self.writer = self._writer_class(logdir=str(self.folder), purge_step=purge)
+        # Steps after the checkpoint's were undone; the suffix keeps a file started in the
+        # same second as the stopped run's apart from it, and sorted after it.
+        self.writer = self._writer_class(
+            logdir=str(self.folder), purge_step=event.start_step + 1 if event.start_step else None,
+            filename_suffix=f".step{event.start_step:012d}")
         if event.start_step == 0:
             self.writer.add_text("run", _describe(event), 0)
 
