@@ -23,6 +23,7 @@ import logging
 import os
 import signal
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable, Mapping
@@ -89,6 +90,7 @@ def work(args: argparse.Namespace, train: TrainCommand) -> int:
     )
 
     world = None
+    stop_on_sigterm = _sigterm_as_ctrl_c()
     try:
         world = join(args.device, args.sync_bn)
         if args.sync_bn and world.is_main and world.backend == "gloo":
@@ -96,9 +98,8 @@ def work(args: argparse.Namespace, train: TrainCommand) -> int:
                   "process normalises its share of the batch by itself", file=sys.stderr)
         args.device = device_setting(args.device, world)
         quiet = contextlib.nullcontext() if world.is_main else _silenced()
-        if not world.is_main:
-            args.log, args.no_progress = None, True
-            args.tensorboard = None
+        if not world.is_main:  # rank 0 alone writes and reads
+            args.log, args.tensorboard, args.no_progress, args.control = None, None, True, False
         with quiet, translated_errors():
             return train(args)
     except UserError as error:
@@ -106,6 +107,25 @@ def work(args: argparse.Namespace, train: TrainCommand) -> int:
         return PEER_LOST_EXIT if isinstance(error, PeerLostError) else error.exit_code
     finally:
         leave()
+        stop_on_sigterm.close()
+
+
+class _sigterm_as_ctrl_c:
+    """While a process torchrun started trains, SIGTERM (torchrun passes it on when it is
+    stopped) does what Ctrl-C does: stop after the step all processes agree on, and save."""
+
+    def __init__(self) -> None:
+        self.previous = None
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGTERM, self._handle)
+
+    @staticmethod
+    def _handle(_signum: int, _frame: Any) -> None:
+        signal.raise_signal(signal.SIGINT)
+
+    def close(self) -> None:
+        if self.previous is not None:
+            signal.signal(signal.SIGTERM, self.previous)
 
 
 @contextlib.contextmanager

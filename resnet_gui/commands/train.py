@@ -15,7 +15,7 @@ import sys
 import threading
 from typing import Any, TextIO
 
-from resnet_gui.commands import distributed
+from resnet_gui.commands import control, distributed
 from resnet_gui.commands.paths import file_to_read, file_to_write
 from resnet_gui.errors import UserError
 from resnet_gui.arch.resolve import resolve_architecture
@@ -118,6 +118,9 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         help="write loss, accuracy, learning rate and examples/s as "
                         "TensorBoard event files in DIR (needs tensorboardX)")
     output.add_argument("--no-progress", action="store_true", help="no progress bar")
+    output.add_argument("--control", action="store_true",
+                        help="read pause, resume and stop from standard input, one a line "
+                        "(for a program that runs this command, such as the window)")
     parser.set_defaults(func=run_train)
     return parser
 
@@ -227,7 +230,7 @@ class ProgressBar:
         self.epochs = event.epochs
         self.done = event.start_step
         where = event.device if event.processes == 1 else \
-            f"{event.processes} processes ({event.device.split(':')[0]})"
+            f"{event.processes} {event.device.split(':')[0]} processes"
         self._write(f"training on {where} ({event.precision}), {event.num_train:,} "
                     f"training and {event.num_test:,} test images of "
                     f"{'x'.join(map(str, event.input_shape))}, batch {event.batch_size}, "
@@ -358,6 +361,8 @@ def train_here(args: argparse.Namespace) -> int:
     trainer = Trainer(arch, recipe, callbacks=callbacks,
                       checkpoint_path=args.checkpoint or args.resume, resume_from=args.resume,
                       data=data)
+    if args.control:
+        control.follow(sys.stdin, trainer)
     try:
         with _StopOnInterrupt(trainer) as interrupt:
             end = trainer.run()

@@ -229,3 +229,39 @@ def test_ctrl_c_stops_every_process_at_one_step_and_saves(tmp_path, data_dir):
     end = records(log)[-1]
     assert end["event"] == "end" and end["reason"] == "stopped"
     assert load_checkpoint(checkpoint)["step"] == end["step"]
+
+
+def test_pause_resume_and_stop_on_standard_input_steer_every_process(tmp_path, data_dir):
+    log, checkpoint = tmp_path / "run.jsonl", tmp_path / "run.pt"
+    process = subprocess.Popen(
+        [sys.executable, "-m", "resnet_gui", "train", "resnet20", "--data-dir", str(data_dir),
+         "--epochs", "200", "--batch-size", "32", "--limit-test", "20", "--no-progress",
+         "--checkpoint", str(checkpoint), "--log", str(log), "--nproc", "2", "--control"],
+        cwd=REPO, env=environment(), stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE, text=True)
+
+    def last_step() -> int:
+        steps = [r["step"] for r in records(log) if r["event"] == "step"] if log.is_file() else []
+        return steps[-1] if steps else 0
+
+    try:
+        wait_for(lambda: last_step() > 0, process)
+        process.stdin.write("pause\n")
+        process.stdin.flush()
+        time.sleep(2)  # the pause takes at the next step; then nothing moves
+        held = last_step()
+        time.sleep(2)
+        assert last_step() == held
+        process.stdin.write("resume\n")
+        process.stdin.flush()
+        wait_for(lambda: last_step() > held, process)
+        process.stdin.write("stop\n")
+        process.stdin.flush()
+        _, stderr = process.communicate(timeout=DEADLINE)
+    finally:
+        if process.poll() is None:
+            process.kill()
+    assert process.returncode == 0, stderr
+    end = records(log)[-1]
+    assert end["event"] == "end" and end["reason"] == "stopped" and end["step"] > held
+    assert load_checkpoint(checkpoint)["step"] == end["step"]
