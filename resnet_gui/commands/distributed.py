@@ -44,8 +44,9 @@ TrainCommand = Callable[[argparse.Namespace], int]
 def add_options(group: argparse._ArgumentGroup) -> None:
     """``--nproc`` and ``--sync-bn``, in ``train``'s ``machine`` group."""
     group.add_argument("--nproc", type=int, metavar="N",
-                       help="train on N processes on this machine, one per GPU (or N CPU "
-                       "processes), through torchrun; --batch-size stays the global batch")
+                       help="train on N processes on this machine through torchrun: one per "
+                       "GPU, or N CPU processes with --device cpu; --batch-size stays the "
+                       "global batch")
     group.add_argument("--sync-bn", action="store_true",
                        help="with several GPU processes, batch norm uses the statistics of the "
                        "whole global batch (NCCL only)")
@@ -90,42 +91,41 @@ def work(args: argparse.Namespace, train: TrainCommand) -> int:
     )
 
     world = None
-    stop_on_sigterm = _sigterm_as_ctrl_c()
     try:
-        world = join(args.device, args.sync_bn)
-        if args.sync_bn and world.is_main and world.backend == "gloo":
-            print("resnet-gui: note: --sync-bn needs GPUs (NCCL); on the CPU (gloo) each "
-                  "process normalises its share of the batch by itself", file=sys.stderr)
-        args.device = device_setting(args.device, world)
-        quiet = contextlib.nullcontext() if world.is_main else _silenced()
-        if not world.is_main:  # rank 0 alone writes and reads
-            args.log, args.tensorboard, args.no_progress, args.control = None, None, True, False
-        with quiet, translated_errors():
-            return train(args)
+        with _sigterm_as_ctrl_c():
+            world = join(args.device, args.sync_bn)
+            if args.sync_bn and world.is_main and world.backend == "gloo":
+                print("resnet-gui: note: --sync-bn needs GPUs (NCCL); on the CPU (gloo) each "
+                      "process normalises its share of the batch by itself", file=sys.stderr)
+            args.device = device_setting(args.device, world)
+            quiet = contextlib.nullcontext() if world.is_main else _silenced()
+            if not world.is_main:  # rank 0 alone writes and reads
+                args.log, args.tensorboard, args.control = None, None, False
+                args.no_progress = True
+            with quiet, translated_errors():
+                return train(args)
     except UserError as error:
         _report(error, world.rank if world is not None else None)
         return PEER_LOST_EXIT if isinstance(error, PeerLostError) else error.exit_code
     finally:
         leave()
-        stop_on_sigterm.close()
 
 
-class _sigterm_as_ctrl_c:
-    """While a process torchrun started trains, SIGTERM (torchrun passes it on when it is
-    stopped) does what Ctrl-C does: stop after the step all processes agree on, and save."""
+@contextlib.contextmanager
+def _sigterm_as_ctrl_c():
+    """SIGTERM (torchrun passes it on when it is stopped) does what Ctrl-C does: stop after
+    the step all processes agree on, and save."""
 
-    def __init__(self) -> None:
-        self.previous = None
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGTERM, self._handle)
-
-    @staticmethod
-    def _handle(_signum: int, _frame: Any) -> None:
+    def as_ctrl_c(_signum: int, _frame: Any) -> None:
         signal.raise_signal(signal.SIGINT)
 
-    def close(self) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGTERM, self.previous)
+    main_thread = threading.current_thread() is threading.main_thread()
+    previous = signal.signal(signal.SIGTERM, as_ctrl_c) if main_thread else None
+    try:
+        yield
+    finally:
+        if previous is not None:
+            signal.signal(signal.SIGTERM, previous)
 
 
 @contextlib.contextmanager
@@ -150,7 +150,7 @@ def _report(error: UserError, rank: int | None) -> None:
             Path(path).write_text(json.dumps(record), encoding="utf-8")
     if os.environ.get(LAUNCHED_VARIABLE) != "1":
         who = f"process {rank}: " if rank else ""
-        print(f"resnet-gui: error: {who}{error}", file=sys.__stderr__)
+        print(f"resnet-gui: error: {who}{error}", file=sys.stderr)
 
 
 # -- --nproc: the launcher ----------------------------------------------------------------------

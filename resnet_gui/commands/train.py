@@ -1,7 +1,8 @@
 """``resnet-gui train ARCH``: train from the command line with a progress bar.
 
 Ctrl-C stops at the next batch and saves the checkpoint (a second Ctrl-C aborts at once);
-``--log`` writes one JSON object per line (``"event": "step" | "epoch" | "end"``).
+``--log`` writes one JSON object per line (``"event": "step" | "epoch" | "end"``). On several
+processes (``--nproc N``, or under torchrun) see :mod:`resnet_gui.commands.distributed`.
 """
 
 from __future__ import annotations

@@ -398,7 +398,7 @@ class TrainingLoop:
         if not self.world.alone:  # every process would have to agree on the smaller batch
             raise TrainingError(f"{self.device} ran out of memory at a global batch of "
                                 f"{self.state.batch_size} ({self.world.describe()}); give a "
-                                "smaller --batch-size") from None
+                                "smaller --batch-size")
         del error  # its traceback holds the failed step's tensors
         if self.graphed_batch is not None:  # the graph holds the larger batch's memory
             self.trainer.release_graph()

@@ -265,3 +265,18 @@ def test_pause_resume_and_stop_on_standard_input_steer_every_process(tmp_path, d
     end = records(log)[-1]
     assert end["event"] == "end" and end["reason"] == "stopped" and end["step"] > held
     assert load_checkpoint(checkpoint)["step"] == end["step"]
+
+
+def test_nproc_mistakes_are_one_sentence(monkeypatch, capsys):
+    assert main(["train", "resnet20", "--nproc", "0"]) == 2
+    assert "--nproc must be between 1 and 64, got 0" in capsys.readouterr().err
+    cores = os.cpu_count() or 1
+    if cores < 64:
+        assert main(["train", "resnet20", "--device", "cpu", "--nproc", str(cores + 1)]) == 2
+        assert f"need more cores than this machine's {cores}" in capsys.readouterr().err
+    for name, value in (("RANK", "0"), ("WORLD_SIZE", "2"), ("LOCAL_RANK", "0")):
+        monkeypatch.setenv(name, value)  # as if torchrun had started this process
+    monkeypatch.delenv("RESNET_GUI_LAUNCHED", raising=False)
+    assert main(["train", "resnet20", "--nproc", "2"]) == 2
+    assert "--nproc starts torchrun itself; under torchrun leave it out" in \
+        capsys.readouterr().err
