@@ -327,6 +327,7 @@ def train_here(args: argparse.Namespace) -> int:
     check_paths(args)
     from resnet_gui.engine.checkpoint import checkpoint_architecture, load_checkpoint
     from resnet_gui.engine.data import load_data
+    from resnet_gui.engine.distributed import current_world
     from resnet_gui.engine.tensorboard import TensorBoardWriter
     from resnet_gui.engine.trainer import Trainer, fit_architecture
 
@@ -350,7 +351,8 @@ def train_here(args: argparse.Namespace) -> int:
     recipe = with_input_size(build_recipe(args, base, resuming=checkpoint is not None), arch)
 
     print(f"resnet-gui: loading {recipe.dataset}...", file=sys.stderr)
-    data = load_data(recipe)
+    with current_world().main_first():  # one download into a shared folder, not N
+        data = load_data(recipe)
     arch = fit_architecture(arch, data, recipe)
     progress = ProgressBar(enabled=not args.no_progress)
     callbacks: list[Any] = [progress]

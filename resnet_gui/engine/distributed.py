@@ -140,6 +140,16 @@ class World:
         if self.rank:
             torch.manual_seed(derive_seed(seed, PROCESS_RNG_PURPOSE, step * self.size + self.rank))
 
+    @contextlib.contextmanager
+    def main_first(self) -> Iterator[None]:
+        """Rank 0 runs the block (a download into a folder the processes share) before the
+        others do."""
+        if not self.alone and not self.is_main:
+            self._barrier()
+        yield
+        if not self.alone and self.is_main:
+            self._barrier()
+
     def broadcast_state(self, model: nn.Module) -> None:
         """Rank 0's buffers (batch-norm statistics) in every process: each process updated its
         own from its share, and evaluation and the checkpoint use rank 0's."""
@@ -220,6 +230,13 @@ class World:
     def _collective_device(self) -> torch.device:
         return torch.device("cuda", self.local_rank) if self.backend == "nccl" else \
             torch.device("cpu")
+
+    def _barrier(self) -> None:
+        with translated_errors():
+            if self.backend == "nccl":
+                dist.barrier(device_ids=[self.local_rank])
+            else:
+                dist.barrier()
 
     def _all_reduce(self, tensor: torch.Tensor, op: Any) -> None:
         with translated_errors():

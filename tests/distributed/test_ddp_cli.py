@@ -28,6 +28,7 @@ RUN = ["--epochs", "2", "--batch-size", "32", "--limit-test", "20", "--seed", "5
        "--no-progress"]  # 200 training images: 7 steps an epoch
 ONE_THREAD = ["--threads", "1"]  # runs in this process: tiny tensors, and other jobs' load
 DEADLINE = 150  # seconds; a run that hangs fails instead of holding CI
+pytestmark = pytest.mark.timeout(300)  # each test, whatever it waits for
 
 
 @pytest.fixture(scope="module")

@@ -5,12 +5,14 @@ the single-process format, and stop and pause agreed on by all."""
 from __future__ import annotations
 
 import numpy as np
+import pytest
 
 from resnet_gui.engine.checkpoint import load_checkpoint
 from resnet_gui.engine.trainer import Trainer, steps_in_epoch
 from tests.distributed.ddp_support import PAUSE_SECONDS, launch_two, train_tiny
 from tests.engine.test_trainer import TINY, recipe, tiny_data
 
+pytestmark = pytest.mark.timeout(300)  # a hung collective fails the test, not CI
 STEPS = 2 * steps_in_epoch(90, 15)  # train_tiny: 2 epochs of 90 images, global batch 15
 
 
