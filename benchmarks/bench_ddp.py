@@ -6,9 +6,10 @@ examples/s over the timed steps (rank 0's clock: it waits for the others at ever
 the scaling efficiency is ``throughput(N) / (N x throughput(1))``; the target on GPUs is
 >= 90 % per added GPU on d2l-resnet18 at 96 px.
 
-On a CPU the N processes share the same cores: 1 process uses all of them through its threads,
-N processes get cores/N threads each and add gloo's all-reduce on top, so the efficiency there
-says what distributing costs, not what it gains. Run it on a machine with N GPUs for scaling.
+On a CPU each process gets one core (``--threads 1``), as on GPUs each gets one GPU: 1 process
+on 1 core against N processes on N cores, talking gloo. That is the CPU's analogue of the GPU
+figure, not a speed-up over one process using every core through its threads; and cores share
+memory bandwidth and caches as GPUs do not. Run it on a machine with N GPUs for the real figure.
 
 The sides alternate, repeated; medians are printed. Usage:
 
@@ -44,6 +45,8 @@ def throughput(processes: int, args: argparse.Namespace) -> tuple[float, str]:
             command += ["--data-dir", args.data_dir]
         if processes > 1:
             command += ["--nproc", str(processes)]
+        if not args.gpus and "--threads" not in args.extra:
+            command += ["--threads", "1"]  # one core per process, as one GPU per process
         result = subprocess.run(command, cwd=REPO, capture_output=True, text=True)
         if result.returncode != 0:
             raise SystemExit(f"resnet-gui train on {processes} processes failed:\n"
@@ -54,15 +57,10 @@ def throughput(processes: int, args: argparse.Namespace) -> tuple[float, str]:
     return end["examples_per_sec"], where
 
 
-def default_processes() -> int:
-    try:
-        import torch
+def gpu_count() -> int:
+    import torch
 
-        if torch.cuda.is_available() and torch.cuda.device_count() > 1:
-            return torch.cuda.device_count()
-    except ImportError:
-        pass
-    return 2
+    return torch.cuda.device_count() if torch.cuda.is_available() else 0
 
 
 def main() -> int:
@@ -78,11 +76,13 @@ def main() -> int:
                         help="folder holding FashionMNIST/ (default: resnet-gui's own lookup)")
     parser.add_argument("extra", nargs="*", help="after --: more options for resnet-gui train")
     args = parser.parse_args()
-    count = args.nproc or default_processes()
+    args.gpus = 0 if "cpu" in args.extra else gpu_count()  # -- --device cpu: CPU processes
+    count = args.nproc or (args.gpus if args.gpus > 1 else 2)
 
+    devices = f"{args.gpus} GPUs" if args.gpus else "one CPU core per process"
     print(f"{os.cpu_count()} CPUs, load average {os.getloadavg()[0]:.2f}; {args.arch} at "
-          f"{args.resize} px, batch {args.per_process_batch} per process; 1 against {count} "
-          f"processes, {args.repeats} x {args.steps} steps", flush=True)
+          f"{args.resize} px, batch {args.per_process_batch} per process, {devices}; 1 against "
+          f"{count} processes, {args.repeats} x {args.steps} steps", flush=True)
     single, several, efficiency = [], [], []
     places = {}
     for repeat in range(args.repeats):
