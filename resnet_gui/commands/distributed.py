@@ -227,8 +227,9 @@ def _check_devices(count: int, device: str | None, threads: int | None) -> None:
 def failure_summary(failures: Mapping[int, Any], size: int, checkpoint: str | None
                     ) -> tuple[str, int]:
     """One sentence on how a run of ``size`` processes ended (torchelastic's
-    ``ProcessFailure`` per failed rank), and the exit status; no sentence for a run that
-    stopped on request (rank 0 has said so)."""
+    ``ProcessFailure`` per failed rank), and the exit status: the sentence of the process that
+    failed first (not of those that lost it), or what killed it; none for a run that stopped
+    on request (rank 0 has said so)."""
     from resnet_gui.engine.distributed import PEER_LOST_EXIT
 
     if all(failure.exitcode in STOP_EXITS for failure in failures.values()):
@@ -245,10 +246,11 @@ def failure_summary(failures: Mapping[int, Any], size: int, checkpoint: str | No
         return followed, failure.timestamp, rank
 
     rank, failure = min(failures.items(), key=blame)
+    if _message(failure):  # the process said what went wrong: its sentence is the run's
+        who = "" if rank == 0 else f"process {rank} of {size}: "
+        return f"{who}{_message(failure)}", failure.exitcode if failure.exitcode in (1, 2) else 1
     if failure.exitcode < 0:
         what = f"was killed by {failure.signal_name()}"
-    elif failure.error_file != NOT_AVAILABLE and _message(failure):
-        what = f"failed: {_message(failure).rstrip('.')}"
     else:
         what = f"exited with status {failure.exitcode} (see its output above)"
     if not checkpoint:
@@ -259,7 +261,6 @@ def failure_summary(failures: Mapping[int, Any], size: int, checkpoint: str | No
         kept = "no checkpoint had been saved yet"
     return (f"process {rank} of {size} {what}; the other processes were stopped and {kept}",
             1)
-
 
 def _message(failure: Any) -> str:
     """The sentence a process recorded in its error file ('' when it recorded none)."""

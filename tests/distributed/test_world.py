@@ -152,10 +152,21 @@ def test_a_killed_process_is_named_not_the_ones_that_lost_it(tmp_path):
     assert message == (f"process 1 of 3 was killed by SIGKILL; the other processes were "
                        f"stopped and the checkpoint {checkpoint} from its last save is kept")
     assert status == 1
-    failures = {1: failure(tmp_path, 1, 1, "training diverged: the loss became NaN.")}
-    message, _ = failure_summary(failures, 2, str(tmp_path / "none.pt"))
-    assert message == ("process 1 of 2 failed: training diverged: the loss became NaN; the "
-                       "other processes were stopped and no checkpoint had been saved yet")
+    failures = {0: failure(tmp_path, 0, PEER_LOST_EXIT, "lost contact with another process"),
+                1: failure(tmp_path, 1, -signal.SIGSEGV)}
+    assert failure_summary(failures, 2, str(tmp_path / "none.pt"))[0] == (
+        "process 1 of 2 was killed by SIGSEGV; the other processes were stopped and no "
+        "checkpoint had been saved yet")
+
+
+def test_a_process_that_failed_with_a_sentence_speaks_for_the_run(tmp_path):
+    failures = {0: failure(tmp_path, 0, PEER_LOST_EXIT, "lost contact with another process"),
+                1: failure(tmp_path, 1, 1, "training diverged: the loss became NaN")}
+    assert failure_summary(failures, 2, None) == (
+        "process 1 of 2: training diverged: the loss became NaN", 1)
+    failures = {0: failure(tmp_path, 0, 1, "Fashion-MNIST is not in /data"),
+                1: failure(tmp_path, 1, -signal.SIGTERM)}  # stopped by torchrun after it
+    assert failure_summary(failures, 2, None) == ("Fashion-MNIST is not in /data", 1)
 
 
 def test_the_same_mistake_in_every_process_is_said_once_and_a_stop_not_at_all(tmp_path):
