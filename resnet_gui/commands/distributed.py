@@ -219,9 +219,10 @@ def _check_devices(count: int, device: str | None, threads: int | None) -> None:
                          f"{gpus}; use --nproc {gpus}, or --device cpu for CPU processes")
     cores = os.cpu_count() or 1
     if not on_gpus and count * (threads or 1) > cores:
-        raise UsageError(f"--nproc {count} CPU processes{f' of {threads} threads' if threads else ''}"
-                         f" need more cores than this machine's {cores}; use --nproc "
-                         f"{max(1, cores // (threads or 1))} or fewer")
+        each = f" of {threads} threads" if threads else ""
+        raise UsageError(f"--nproc {count} CPU processes{each} need more cores than this "
+                         f"machine's {cores}; use --nproc {max(1, cores // (threads or 1))} "
+                         "or fewer")
 
 
 def failure_summary(failures: Mapping[int, Any], size: int, checkpoint: str | None
