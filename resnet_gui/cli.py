@@ -68,10 +68,15 @@ def _window_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    if args_list[:1] == ["--"] and args_list[1:2] and args_list[1] in SUBCOMMANDS:
+        # torchrun ... -m resnet_gui -- train ...: the "--" keeps torchrun's parser off our
+        # options, and some Python versions' argparse pass it on.
+        del args_list[0]
     try:
         if args_list and args_list[0] in SUBCOMMANDS or args_list[:1] in (["-h"], ["--help"]):
             parser = _subcommand_parser()
             args = parser.parse_args(args_list)
+            args.command_line = args_list  # --nproc starts this same command on each process
             return int(args.func(args) or 0)
         args = _window_parser().parse_args(args_list)
         from resnet_gui.qt.app import run_app

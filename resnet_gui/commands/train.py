@@ -2,7 +2,8 @@
 
 Ctrl-C stops at the next batch and saves the checkpoint (a second Ctrl-C aborts at once);
 ``--log`` writes one JSON object per line (``"event": "start" | "step" | "telemetry" |
-"epoch" | "end"``).
+"epoch" | "end"``). On several processes (``--nproc N``, or under torchrun) see
+:mod:`resnet_gui.commands.distributed`.
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import sys
 import threading
 from typing import Any, TextIO
 
+from resnet_gui.commands import control, distributed
 from resnet_gui.commands.paths import file_to_read, file_to_write
 from resnet_gui.errors import UserError
 from resnet_gui.arch.model import Architecture
@@ -124,6 +126,7 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     machine.add_argument("--max-steps", type=int, metavar="N",
                          help="end after N optimizer steps as Stop would (the plan still "
                          "spans --epochs)")
+    distributed.add_options(machine)
     output = parser.add_argument_group("output")
     output.add_argument("--checkpoint", metavar="PATH",
                         help="save a checkpoint here at each epoch end and on stop (default "
@@ -133,7 +136,13 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         help="continue the run of this checkpoint, saving back to it unless "
                         "--checkpoint names another file")
     output.add_argument("--log", metavar="FILE.jsonl", help="write events as JSON lines")
+    output.add_argument("--tensorboard", metavar="DIR",
+                        help="write loss, accuracy, learning rate and examples/s as "
+                        "TensorBoard event files in DIR (needs tensorboardX)")
     output.add_argument("--no-progress", action="store_true", help="no progress bar")
+    output.add_argument("--control", action="store_true",
+                        help="read pause, resume and stop from standard input, one a line "
+                        "(for a program that runs this command, such as the window)")
     parser.set_defaults(func=run_train)
     return parser
 
@@ -207,7 +216,8 @@ class JsonLog:
                     "epochs": event.epochs, "steps_per_epoch": event.steps_per_epoch,
                     "start_epoch": event.start_epoch, "start_step": event.start_step,
                     "num_train": event.num_train, "num_test": event.num_test,
-                    "class_names": list(event.class_names), "recipe": event.recipe})
+                    "class_names": list(event.class_names), "recipe": event.recipe,
+                    "processes": event.processes})
 
     def on_batch_end(self, event) -> None:
         self.write({"event": "step", "epoch": event.epoch, "step": event.step,
@@ -265,7 +275,9 @@ class ProgressBar:
 
         self.epochs = event.epochs
         self.done = event.start_step
-        self._write(f"training on {event.device} ({event.precision}), {event.num_train:,} "
+        where = event.device if event.processes == 1 else \
+            f"{event.processes} {event.device.split(':')[0]} processes"
+        self._write(f"training on {where} ({event.precision}), {event.num_train:,} "
                     f"training and {event.num_test:,} test images of "
                     f"{'x'.join(map(str, event.input_shape))}, batch {event.batch_size}, "
                     f"{event.epochs} epochs of {event.steps_per_epoch} steps")
@@ -360,11 +372,18 @@ def check_paths(args: argparse.Namespace) -> None:
 
 
 def run_train(args: argparse.Namespace) -> int:
+    return distributed.run_on_processes(args, train_here)
+
+
+def train_here(args: argparse.Namespace) -> int:
+    """The run in this process (one of several under torchrun: see commands/distributed.py)."""
     check_threads(args.threads)
     check_telemetry_every(args.telemetry_every)
     check_paths(args)
     from resnet_gui.engine.checkpoint import checkpoint_architecture, load_checkpoint
     from resnet_gui.engine.data import load_data
+    from resnet_gui.engine.distributed import current_world
+    from resnet_gui.engine.tensorboard import TensorBoardWriter
     from resnet_gui.engine.trainer import Trainer, fit_architecture
 
     if args.threads is not None:  # after the engine's import, which sets OpenMP's defaults
@@ -386,18 +405,23 @@ def run_train(args: argparse.Namespace) -> int:
     recipe = with_input_size(build_recipe(args, base, resuming=checkpoint is not None), arch)
 
     print(f"resnet-gui: loading {recipe.dataset}...", file=sys.stderr)
-    data = load_data(recipe)
+    with current_world().main_first():  # one download into a shared folder, not N
+        data = load_data(recipe)
     arch = fit_architecture(arch, data, recipe)
     progress = ProgressBar(enabled=not args.no_progress)
     callbacks: list[Any] = [progress]
     log = JsonLog(args.log, append=checkpoint is not None) if args.log else None
     if log is not None:
         callbacks.append(log)
+    if args.tensorboard:
+        callbacks.append(TensorBoardWriter(args.tensorboard))
     trainer = Trainer(arch, recipe, callbacks=callbacks,
                       checkpoint_path=args.checkpoint or args.resume, resume_from=args.resume,
                       data=data)
     if args.telemetry_every is not None:
         trainer.telemetry_every = args.telemetry_every
+    if args.control:
+        control.follow(sys.stdin, trainer)
     try:
         with _StopOnInterrupt(trainer) as interrupt:
             end = trainer.run()

@@ -645,27 +645,32 @@ class BatchMaker:
     def output_size(self, image_size: tuple[int, int]) -> tuple[int, int]:
         return (self.resize, self.resize) if self.resize else image_size
 
-    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None
-                 ) -> torch.Tensor:
+    def __call__(self, images: torch.Tensor, generator: torch.Generator | None = None,
+                 part: tuple[int, int] | None = None) -> torch.Tensor:
         """``images`` (N, C, H, W) uint8 -> float32 (N, C, H', W'); augmented when a
-        generator is given and the maker augments."""
+        generator is given and the maker augments. ``part`` = (start, total) says that the
+        images are rows ``start`` on of a batch of ``total`` (one process's share): they get
+        the augmentation those rows would get in the whole batch."""
         if self.augment and generator is not None:
-            images = self._crop_and_flip(images, generator)
+            images = self._crop_and_flip(images, generator, part)
         images = images.to(self.device, non_blocking=True)
         batch = resize_and_normalise(images.float(), self.resize, self._scale, self._shift)
         if self.channels_last and batch.shape[1] > 1:
             return batch.contiguous(memory_format=torch.channels_last)
         return _standard_strides(batch)
 
-    def _crop_and_flip(self, images: torch.Tensor, generator: torch.Generator) -> torch.Tensor:
+    def _crop_and_flip(self, images: torch.Tensor, generator: torch.Generator,
+                       part: tuple[int, int] | None = None) -> torch.Tensor:
         n, _, h, w = images.shape
         pad = self.crop_padding if self.crop_padding is not None else crop_padding_for(min(h, w))
+        start, drawn = part if part is not None else (0, n)
+        rows = slice(start, start + n)
         # Draw where the generator lives: on a GPU, a copy from the CPU would wait for every
         # queued kernel first.
         device = generator.device
-        dy = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=device)
-        dx = torch.randint(0, 2 * pad + 1, (n,), generator=generator, device=device)
-        flips = torch.rand(n, generator=generator, device=device) < 0.5
+        dy = torch.randint(0, 2 * pad + 1, (drawn,), generator=generator, device=device)[rows]
+        dx = torch.randint(0, 2 * pad + 1, (drawn,), generator=generator, device=device)[rows]
+        flips = (torch.rand(drawn, generator=generator, device=device) < 0.5)[rows]
         images = images.to(device, non_blocking=True)
         if pad > 0:
             padded = F.pad(images, (pad, pad, pad, pad)).permute(0, 2, 3, 1)  # N, H, W, C

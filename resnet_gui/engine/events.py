@@ -27,6 +27,7 @@ class TrainStart:
     input_shape: tuple[int, int, int]  # C, H, W as the network sees it
     architecture: str = ""  # the architecture's name
     recipe: dict = field(default_factory=dict)  # the run's plan, as Recipe.to_dict()
+    processes: int = 1  # processes sharing each batch (torchrun); batch_size is their total
 
 
 @dataclass(frozen=True)

@@ -4,8 +4,10 @@ reports, each a method.
 Where new things go:
 - a per-step hook (telemetry, say): append it to ``loop.step_hooks``; it runs after every
   optimizer step, with the gradients still in place (see :meth:`TrainingLoop.train_step`);
-- a distributed wrapper: :meth:`TrainingLoop._wrap_model` wraps the network, and
-  :meth:`TrainingLoop._epoch_order` is where each process takes its share of the order.
+- several processes (:mod:`resnet_gui.engine.distributed`): ``loop.world`` wraps the network
+  in DDP (:meth:`TrainingLoop._wrap_model`), gives each process its share of every batch
+  (:meth:`TrainingLoop.train_step`), sums the metrics and agrees on stop and pause; a world of
+  one does none of it.
 
 The :class:`~resnet_gui.engine.trainer.Trainer` is the public handle (stop, pause, probe,
 evaluate); it builds a loop for each :meth:`~resnet_gui.engine.trainer.Trainer.run`.
@@ -35,6 +37,7 @@ from resnet_gui.engine.data import (
     derive_seed,
     epoch_order,
 )
+from resnet_gui.engine.distributed import current_world
 from resnet_gui.engine.device import (
     channels_last_is_safe,
     configure_backends,
@@ -149,6 +152,7 @@ class TrainingLoop:
         self.num_train = data.num_train
         self.checkpoint_path: Path | None = trainer.checkpoint_path
         self.step_hooks: list[StepHook] = []
+        self.world = current_world()
         self.reason = "completed"
         self.started = time.perf_counter()
         self._set_up_device()
@@ -158,6 +162,7 @@ class TrainingLoop:
         self.grown: list[dict[str, Any]] = []  # the run's growths (engine/growth.py)
         if checkpoint is not None:
             self.restore(checkpoint)
+        self.world.seed_process(recipe.seed, self.state.step)
         self._set_up_fast_paths()
         self.window = RunningSums(self.device)  # the steps since the last report
         self.losses = LossWatch(self.device, trainer.diverged)
@@ -202,19 +207,24 @@ class TrainingLoop:
         backward for full batches (at small batches kernel launches set the pace)."""
         self.train_model = self._wrap_model(self.model)
         self.compiled_steps = 0
-        self.eager_forward = self.model.forward
+        # The uncompiled, ungraphed step: the network's own forward alone (a CUDA graph later
+        # replaces its forward attribute), or its DDP wrapper, which syncs the gradients.
+        self.eager_forward = self.model.forward if self.world.alone else self.step_model
         # Set by a step hook for the next step: run it with the plain module, whose module
         # hooks run (they do not inside a CUDA graph or a compiled forward).
         self.eager_step = False
         self.graphed_batch: tuple[int, ...] | None = None
-        if self.device.type == "cuda" and not self.recipe.compile and self.trainer.cuda_graphs:
+        if self.device.type == "cuda" and not self.recipe.compile and self.trainer.cuda_graphs \
+                and self.world.alone:
             self.graphed_batch = self.trainer._capture_cuda_graph(
                 self.model, self.maker, self.device_data, self.state.batch_size)
 
     def _wrap_model(self, model: nn.Module) -> nn.Module:
-        """The module the steps call: the network itself, or a compiled (or distributed)
-        wrapper around it. Checkpoints always save the unwrapped network."""
-        return torch.compile(model) if self.recipe.compile else model
+        """The module the steps call: the network itself, or a compiled or distributed
+        wrapper around it (``step_model``: the network or its DDP wrapper, uncompiled).
+        Checkpoints always save the unwrapped network."""
+        self.step_model = self.world.wrap(model, self.device)
+        return torch.compile(self.step_model) if self.recipe.compile else self.step_model
 
     def _place_data(self) -> DataBundle:
         if self.device.type == "cpu":
@@ -266,10 +276,12 @@ class TrainingLoop:
                           f"restored ({type(error).__name__})") from None
 
     def save(self) -> str | None:
-        """Save the checkpoint (when the run has a path); the path saved, or None."""
+        """Save the checkpoint (when the run has a path; rank 0 alone, of several processes);
+        the path saved, or None."""
         if self.checkpoint_path is None:
             return None
-        save_checkpoint(self.checkpoint_path, self.checkpoint_payload())
+        if self.world.is_main:
+            save_checkpoint(self.checkpoint_path, self.checkpoint_payload())
         return str(self.checkpoint_path)
 
     # -- the run ----------------------------------------------------------------------------
@@ -284,7 +296,8 @@ class TrainingLoop:
 
     def start_event(self) -> TrainStart:
         data, state, device = self.data, self.state, self.device
-        steps_per_epoch = steps_in_epoch(self.num_train, state.batch_size)
+        steps_per_epoch = steps_in_epoch(self.num_train, state.batch_size,
+                                         self.world.smallest_batch)
         index = device.index if device.index is not None else (
             torch.cuda.current_device() if device.type == "cuda" else None)
         return TrainStart(
@@ -297,7 +310,8 @@ class TrainingLoop:
             class_names=tuple(data.class_names),
             input_shape=tuple(int(v) for v in (data.channels,
                                                *self.maker.output_size(data.image_size))),
-            architecture=self.arch.name, recipe=self.recipe.to_dict())
+            architecture=self.arch.name, recipe=self.recipe.to_dict(),
+            processes=self.world.size)
 
     def _epoch_order(self) -> torch.Tensor:
         """This epoch's order of training examples, on the device batches are cut on."""
@@ -309,41 +323,46 @@ class TrainingLoop:
         """Steps until the epoch's end, or until Stop or ``max_steps`` set ``reason``."""
         state, order = self.state, self._epoch_order()
         while state.position < self.num_train:
-            self.reason = self._interruption()
+            stop, pause = self.world.agree(self.trainer.stop_requested, self.trainer.paused,
+                                           state.step)
+            self.reason = self._interruption(stop)
             if self.reason != "completed":
                 return
-            if self.trainer.paused:
+            if pause:
                 self._wait_while_paused()
                 continue
             take = min(state.batch_size, self.num_train - state.position)
-            if take == 1 and state.position > 0:  # a lone last example: see steps_in_epoch
-                state.position = self.num_train
+            if take < self.world.smallest_batch and state.position > 0:
+                state.position = self.num_train  # too few for a last batch: see steps_in_epoch
                 return
             self.train_step(order[state.position:state.position + take])
 
-    def _interruption(self) -> str:
+    def _interruption(self, stop: bool) -> str:
         max_steps = self.recipe.max_steps
         if max_steps is not None and self.state.step >= max_steps:
             return "max_steps"
-        return "stopped" if self.trainer.stop_requested else "completed"
+        return "stopped" if stop else "completed"
 
     def _wait_while_paused(self) -> None:
         self.report(force=True)
-        self.trainer.wait_until_resumed()
+        self.world.wait_while_paused(self.trainer)
 
     def train_step(self, index: torch.Tensor) -> None:
-        """One optimizer step on the examples at ``index``. A step that ran out of memory or
-        could not compile is retried by the epoch loop (smaller, or uncompiled)."""
+        """One optimizer step on the examples at ``index`` (this process's share of them, of
+        several). A step that ran out of memory or could not compile is retried by the epoch
+        loop (smaller, or uncompiled)."""
         started = time.perf_counter()
-        labels = self.device_data.train_labels[index]
+        share = self.world.share(len(index))
+        labels = self.device_data.train_labels[index[share]]
         try:
-            logits, loss, lr = self._forward_backward(index, labels)
+            logits, loss, lr = self._forward_backward(index, share, labels)
         except Exception as error:
             self._recover(error)
             return
         state, take = self.state, len(index)
         correct = (logits.detach().argmax(dim=1) == labels).sum()
-        self.compiled_steps += self.train_model is not self.model and not self.eager_step
+        loss, correct = self.world.step_totals(loss, correct, len(labels), take)
+        self.compiled_steps += self.train_model is not self.step_model and not self.eager_step
         state.step += 1
         state.position += take
         state.batch_in_epoch += 1
@@ -359,12 +378,13 @@ class TrainingLoop:
         self.report(force=last)
         self.timing.add(time.perf_counter() - started, take)
 
-    def _forward_backward(self, index: torch.Tensor, labels: torch.Tensor
+    def _forward_backward(self, index: torch.Tensor, share: slice, labels: torch.Tensor
                           ) -> tuple[torch.Tensor, torch.Tensor, float]:
         state, recipe = self.state, self.recipe
         generator = (augment_generator(recipe.seed, state.step, self.augment_device)
                      if recipe.augment else None)
-        inputs = self.maker(self.device_data.train_images[index], generator)
+        part = None if self.world.alone else (share.start, len(index))
+        inputs = self.maker(self.device_data.train_images[index[share]], generator, part)
         progress = state.epoch + state.position / self.num_train
         lr = self.plan.lr(progress) * warmup_after_growth(self.grown, progress)
         set_learning_rate(self.optimizer, lr)
@@ -377,7 +397,8 @@ class TrainingLoop:
                 logits = self.eager_forward(inputs)
         loss = self.loss_function(logits.float(), labels)
         self.optimizer.zero_grad(set_to_none=True)
-        self.scaler.scale(loss).backward()
+        weight = self.world.gradient_weight(len(labels), len(index))
+        self.scaler.scale(loss if weight == 1 else loss * weight).backward()
         if recipe.grad_clip is not None:
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), recipe.grad_clip)
@@ -388,15 +409,19 @@ class TrainingLoop:
     def _recover(self, error: Exception) -> None:
         """Go on without torch.compile after it failed, or at a smaller batch after running
         out of memory; re-raise anything else."""
-        if self.train_model is not self.model and not self.compiled_steps:
+        if self.train_model is not self.step_model and not self.compiled_steps:
             # No compiler on this machine, or an op inductor cannot handle: the run goes on
             # as it would have without --compile.
             self.trainer.notice(f"torch.compile failed ({type(error).__name__}); training "
                                 "without it")
-            self.train_model = self.model
+            self.train_model = self.step_model
             return
         if not is_out_of_memory(error):
             raise error
+        if not self.world.alone:  # every process would have to agree on the smaller batch
+            raise TrainingError(f"{self.device} ran out of memory at a global batch of "
+                                f"{self.state.batch_size} ({self.world.describe()}); give a "
+                                "smaller --batch-size")
         del error  # its traceback holds the failed step's tensors
         if self.graphed_batch is not None:  # the graph holds the larger batch's memory
             self.trainer.release_graph()
@@ -450,7 +475,7 @@ class TrainingLoop:
             recompute_statistics(self.model, training_batches(
                 self.device_data.train_images, order, self.maker, self.state.batch_size),
                 self._eval_forward)
-        return self.trainer.evaluate()
+        return self.world.evaluate(self.trainer, self.model)
 
     def _eval_forward(self, inputs: torch.Tensor) -> torch.Tensor:
         with self.placement.autocast(cache_enabled=self.graphed_batch is None):

@@ -89,7 +89,8 @@ def _one_cycle(progress: float, epochs: float, warmup_epochs: float) -> float:
     return ONECYCLE_END + (1 - ONECYCLE_END) * 0.5 * (1 + math.cos(math.pi * t))
 
 
-def steps_in_epoch(num_examples: int, batch_size: int) -> int:
-    """Batches per epoch; a lone last example is dropped (batch norm cannot train on one)."""
+def steps_in_epoch(num_examples: int, batch_size: int, smallest_last: int = 2) -> int:
+    """Batches per epoch; a last batch of fewer than ``smallest_last`` examples is dropped
+    (batch norm cannot train on one example; several processes need one each)."""
     full, rest = divmod(num_examples, batch_size)
-    return full + (1 if rest >= 2 or (rest == 1 and full == 0) else 0)
+    return full + (1 if rest >= smallest_last or (rest > 0 and full == 0) else 0)

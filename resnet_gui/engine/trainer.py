@@ -36,6 +36,7 @@ from resnet_gui.engine.device import (
     is_out_of_memory,
     placement_for,
 )
+from resnet_gui.engine.distributed import current_world
 from resnet_gui.engine.events import Callback, Evaluation, FeatureProbe, TrainEnd
 from resnet_gui.engine.explain import with_block_views
 from resnet_gui.engine.inspect import evaluate_model, probe_test_image
@@ -257,9 +258,11 @@ class Trainer:
         for warning in analysis.warnings:
             self.notice(warning)
         placement = self.placement = placement_for(self.recipe.device, self.recipe.precision)
-        require_memory_to_train(analysis, self.recipe.batch_size, placement.device,
-                                placement.precision)
-        check_batch_norm_batch(analysis, self.recipe.batch_size, self.data.num_train)
+        world = current_world()
+        world.check_batch(self.recipe.batch_size, self.data.num_train)
+        share = math.ceil(self.recipe.batch_size / world.size)  # what one process holds
+        require_memory_to_train(analysis, share, placement.device, placement.precision)
+        check_batch_norm_batch(analysis, share, self.data.num_train)
         return checkpoint
 
     def release_graph(self) -> None:
@@ -330,9 +333,10 @@ class Trainer:
             f"learning rate (it was {lr:.3g}; try {lr / 10:.3g}){kept}",
             epoch, batch, last_finite)
 
-    def evaluate(self, max_images: int | None = None) -> Evaluation:
-        """The model on the test set: loss, accuracy, confusion matrix, per-class accuracy
-        and the most confidently wrong images. Call it when no run is live."""
+    def evaluate(self, max_images: int | None = None, part: slice | None = None) -> Evaluation:
+        """The model on the test set (or the ``part`` of it one process of several
+        evaluates): loss, accuracy, confusion matrix, per-class accuracy and the most
+        confidently wrong images. Call it when no run is live."""
         data = self._device_data or self.data
         if data is None:
             raise UserError("no data is loaded yet; run the trainer or pass data=")
@@ -345,6 +349,8 @@ class Trainer:
         images, labels = data.test_images, data.test_labels
         if max_images is not None:
             images, labels = images[:max_images], labels[:max_images]
+        if part is not None:
+            images, labels = images[part], labels[part]
         batch = max(self._eval_batch, 2 * self.recipe.batch_size)
         while True:
             try:

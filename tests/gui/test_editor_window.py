@@ -7,7 +7,7 @@ from PySide6.QtCore import QSize
 from PySide6.QtWidgets import QAbstractItemView, QLabel, QTreeView, QWidget
 
 from gui_helpers import settle
-from gui_helpers import card_point, click_card
+from gui_helpers import click_card
 from resnet_gui.engine.model import build_model
 from resnet_gui.arch.edits import Part
 from resnet_gui.arch.presets import build_preset
