@@ -63,12 +63,13 @@ class BlockWatch:
             return
         for name, block in self.blocks:
             parts = self._parts.setdefault(name, {})
-            self._handles.append(block.register_forward_pre_hook(self._keep(parts, "input")))
+            self._handles.append(block.register_forward_pre_hook(
+                self._keep(parts, "input", block)))
             self._handles.append(block.branch_end_module().register_forward_hook(
-                self._keep(parts, "branch")))
+                self._keep(parts, "branch", block)))
             if block.downsample is not None:
                 self._handles.append(block.downsample.register_forward_hook(
-                    self._keep(parts, "shortcut")))
+                    self._keep(parts, "shortcut", block)))
             self._handles.append(block.register_forward_hook(self._report(name, block, parts)))
 
     def disarm(self) -> None:
@@ -87,9 +88,11 @@ class BlockWatch:
     def _wanted(self, module: nn.Module) -> bool:
         return not self.training_only or (module.training and torch.is_grad_enabled())
 
-    def _keep(self, parts: dict[str, torch.Tensor], key: str):
-        def hook(module: nn.Module, args, output=None) -> None:
-            if self._wanted(module):
+    def _keep(self, parts: dict[str, torch.Tensor], key: str, block: nn.Module):
+        # The block's mode decides, not the part's: a frozen batch norm (fine-tuning) stays
+        # in eval mode inside a block that trains.
+        def hook(_module: nn.Module, args, output=None) -> None:
+            if self._wanted(block):
                 parts[key] = args[0] if key == "input" else output
         return hook
 
