@@ -373,6 +373,13 @@ class RecipeForm(QWidget):
             combo.setItemText(combo.findData(None), _auto_text(
                 None if planned is None else bool(value)))
 
+    def set_data_folder(self, folder: str) -> None:
+        """Where the built-in datasets are kept (File > Data folder, ``--data-dir``); an image
+        folder being trained on stays."""
+        if self.dataset_combo.currentData() != "folder" and self.folder_edit.text() != folder:
+            self.folder_edit.setText(folder)
+            self._edited()
+
     def set_enabled_for_run(self, idle: bool) -> None:
         for child in self.findChildren(QWidget):
             child.setEnabled(idle)
