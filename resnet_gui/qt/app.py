@@ -11,8 +11,49 @@ from resnet_gui.errors import UserError
 
 SCREENSHOT_SIZE = (1600, 1000)
 
+# The system libraries Qt needs on a bare Debian or Ubuntu (README, Set-up), checked in a
+# fresh Debian bookworm: without any one of them Qt cannot load or its xcb plugin cannot.
+QT_SYSTEM_PACKAGES = (
+    "libgl1 libegl1 libfontconfig1 libglib2.0-0 libdbus-1-3 libx11-xcb1 libxkbcommon-x11-0 "
+    "libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 "
+    "libxcb-render-util0 libxcb-shape0 libxcb-shm0 libxcb-sync1 libxcb-xfixes0 libxcb-xkb1"
+)
+
+
+def _missing_library(problem: object) -> UserError:
+    return UserError(f"Qt cannot start: {problem}; on Debian or Ubuntu install the libraries "
+                     f"it needs with: sudo apt-get install {QT_SYSTEM_PACKAGES}")
+
+
+def _uses_xcb() -> bool:
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if platform:
+        return platform.startswith("xcb")
+    return bool(os.environ.get("DISPLAY")) and os.environ.get("XDG_SESSION_TYPE") != "wayland"
+
+
+def check_qt_libraries() -> None:
+    """Name a missing system library in one sentence with the fix, where Qt would raise an
+    ImportError or abort ("could not load the Qt platform plugin xcb") instead."""
+    try:
+        import PySide6
+        from PySide6 import QtWidgets  # noqa: F401 (loads QtCore, QtGui and their libraries)
+    except ImportError as error:
+        raise _missing_library(error) from None
+    if not (sys.platform.startswith("linux") and _uses_xcb()):
+        return
+    plugin = Path(PySide6.__file__).parent / "Qt" / "plugins" / "platforms" / "libqxcb.so"
+    if plugin.is_file():
+        import ctypes
+
+        try:
+            ctypes.CDLL(str(plugin), mode=os.RTLD_LAZY)  # what Qt's plugin loader will do
+        except OSError as error:
+            raise _missing_library(error) from None
+
 
 def _application():
+    check_qt_libraries()
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance()

@@ -29,7 +29,7 @@ from resnet_gui.qt.train.epoch_estimate import EpochEstimator
 from resnet_gui.qt.train.plots import LivePlots
 from resnet_gui.qt.train.recipe_form import RecipeForm
 from resnet_gui.qt.train.run_list import RunList
-from resnet_gui.qt.train.run_plan import epochs_text, image_size_text, known_counts
+from resnet_gui.qt.train.run_plan import SLOW_ADVICE, epochs_text, image_size_text, known_counts
 from resnet_gui.qt.train.run_progress import ERROR_STYLE, NOTE_STYLE, RunProgress
 
 ESTIMATE_STYLE = "color: #5b6474;"
@@ -87,6 +87,10 @@ class TrainingPanel(QWidget):
         self.estimate_label.setObjectName("epochEstimateLabel")
         self.estimate_label.setWordWrap(True)
         self.estimate_label.setStyleSheet(ESTIMATE_STYLE)
+        # Two lines held from the start: the settings below never jump when it arrives.
+        metrics = self.estimate_label.fontMetrics()
+        self.estimate_label.setMinimumHeight(2 * metrics.lineSpacing() + 2)
+        self.estimate_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.lock_label = QLabel("")
         self.lock_label.setObjectName("lockLabel")
         self.lock_label.setWordWrap(True)
@@ -240,8 +244,10 @@ class TrainingPanel(QWidget):
             self.estimate_label.setText("" if quiet else f"No estimate: {problem}")
             return
         self.estimate_label.setStyleSheet(SLOW_STYLE if estimate.slow else ESTIMATE_STYLE)
-        self.estimate_label.setText(epochs_text(estimate.seconds, self.form.epochs_spin.value(),
-                                                estimate.describe(), estimate.slow))
+        text = epochs_text(estimate.seconds, self.form.epochs_spin.value(), estimate.describe())
+        self.estimate_label.setText(f"{text}: slow" if estimate.slow else text)
+        self.estimate_label.setToolTip(SLOW_ADVICE if estimate.slow else
+                                       "Measured with a few training steps of this network")
 
     # -- session events ------------------------------------------------------------------
 

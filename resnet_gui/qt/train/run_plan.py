@@ -49,14 +49,15 @@ def image_size_text(stored: tuple[int, int] | None, input_size: tuple[int, int])
     return f"{_side(stored)} images resized to {_side(input_size)}, the network's input"
 
 
-def epochs_text(seconds_per_epoch: float, epochs: int, describe: str, slow: bool) -> str:
+def epochs_text(seconds_per_epoch: float, epochs: int, describe: str) -> str:
     """"Estimated about 2 min per epoch on cpu (bf16), 8 min for 4 epochs"."""
     from resnet_gui.engine.estimate import format_duration
 
     text = f"Estimated {describe}"
     if epochs > 1:
         text += f", {format_duration(seconds_per_epoch * epochs)} for {epochs} epochs"
-    if slow:
-        text += (": slow. A GPU, a smaller input size (Build tab), a smaller network or fewer "
-                 "training images make it faster")
     return text
+
+
+SLOW_ADVICE = ("Slow: a GPU (Device), a smaller input size (the Build tab's Input), a smaller "
+               "network or fewer training images make it faster.")
