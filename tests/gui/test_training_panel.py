@@ -145,6 +145,7 @@ def test_divergence_is_a_message_and_the_controls_return_to_idle(qtbot, window, 
     assert "NaN" in p.message and "lower the learning rate" in p.message
     assert p.start_button.isEnabled()
     assert store.list()[0].status == "diverged"
+    assert p.progress.text().startswith("diverged")  # never "done"
 
 
 def test_closing_mid_run_asks_then_stops_and_waits(qtbot, window, store, monkeypatch):

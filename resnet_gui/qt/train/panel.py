@@ -21,7 +21,7 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from resnet_gui.arch.recipe import plan_for_budget
+from resnet_gui.arch.recipe import Recipe, is_planned, plan_for_budget
 from resnet_gui.errors import UserError
 from resnet_gui.qt.shared.session import TrainingSession
 from resnet_gui.qt.shared.training_worker import IDLE, PAUSED, RUNNING, STARTING
@@ -149,7 +149,7 @@ class TrainingPanel(QWidget):
 
     def _connect(self, session: TrainingSession) -> None:
         session.state_changed.connect(self._on_state)
-        session.run_started.connect(lambda event: self.plots.set_planned_epochs(event.epochs))
+        session.run_started.connect(self._on_run_started)
         session.run_started.connect(lambda _event: self.run_list.set_live_run(
             self.session.live_run.run_id if self.session.live_run else None))
         session.step.connect(self.plots.add_step)
@@ -172,6 +172,7 @@ class TrainingPanel(QWidget):
 
     def start(self) -> None:
         self.show_note("")
+        self.refresh_plan()  # what the form says about this run is current when it starts
         try:
             recipe = self.form.recipe()
             self.estimator.cancel()  # the machine is the run's from now on
@@ -216,9 +217,10 @@ class TrainingPanel(QWidget):
 
     def refresh_plan(self) -> None:
         """The images' size, what "auto" chooses, and the estimated time per epoch (only
-        while the tab is shown and no run is live)."""
+        while the tab is shown and no run is live: a live run shows its own plan)."""
         if self.session.active:
             return
+        self._plan_timer.stop()
         arch = self.session.architecture.get()
         try:
             recipe = self.form.recipe()
@@ -263,6 +265,19 @@ class TrainingPanel(QWidget):
             "to edit it. Settings apply to the next run.")
         self.estimate_label.setVisible(idle)
         self.run_progress.on_state(state)
+
+    def _on_run_started(self, event) -> None:
+        """The run's own plan: what "auto" chose and the size it trains at."""
+        self.plots.set_planned_epochs(event.epochs)
+        try:
+            planned = Recipe.from_dict(event.recipe)
+        except (UserError, TypeError):
+            return
+        if not is_planned(planned):
+            return  # a trainer that reports no plan
+        _channels, height, width = event.input_shape
+        counts = known_counts(planned, self.session.loaded_data(planned))
+        self.form.show_plan(planned, image_size_text(counts.stored_size, (height, width)))
 
     def _on_idle(self) -> None:
         self.run_progress.on_idle()
