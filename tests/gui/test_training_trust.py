@@ -113,10 +113,13 @@ def test_the_estimate_comes_before_start_debounced_and_amber_when_slow(qtbot, wi
     p = panel(window)
     calls = []
     p.estimator.estimate = fake_estimate(calls, 0.2)  # 60,000 + 10,000 / 3 images: 3.5 h
+    qtbot.waitUntil(lambda: not p.estimator.busy, timeout=30_000)  # the first, as it opened
+    calls.clear()
     for side in (14, 16, 18, 20, 22):  # a spin box being stepped: one probe once it rests
         sized(window, side)
         qtbot.wait(20)
-    qtbot.waitUntil(lambda: "per epoch" in p.estimate_label.text(), timeout=10_000)
+    qtbot.waitUntil(lambda: bool(calls) and not p.estimator.busy
+                    and "per epoch" in p.estimate_label.text(), timeout=10_000)
     assert [size for size, *_ in calls] == [(22, 22)]
     assert "3.5 h per epoch on cpu" in p.estimate_label.text()
     assert "slow" in p.estimate_label.text() and "b45309" in p.estimate_label.styleSheet()

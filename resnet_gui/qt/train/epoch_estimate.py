@@ -40,6 +40,7 @@ class EpochEstimator(QObject):
     of the two is None: the estimate, or the sentence that says why there is none)."""
 
     estimated = Signal(object, object)  # EpochEstimate | None, str | None
+    measuring = Signal()  # a new probe is due: the last estimate no longer holds
     _measured = Signal(int, object, object, object)  # generation, probe key, estimate, problem
 
     def __init__(self, parent: QObject | None = None,
@@ -72,6 +73,7 @@ class EpochEstimator(QObject):
             self.estimated.emit(self._rescaled(cached, num_train, num_test), None)
             return
         self._timer.start()
+        self.measuring.emit()
 
     def cancel(self) -> None:
         """Forget what was asked (a run starts): nothing starts, a result in flight is dropped."""

@@ -164,6 +164,7 @@ class TrainingPanel(QWidget):
         self.form.changed.connect(self.plan_changed)
         self.form.input_size_requested.connect(self.session.set_input_size)
         self.estimator.estimated.connect(self._show_estimate)
+        self.estimator.measuring.connect(self._estimating)
         self.run_list.overlay_toggled.connect(self._toggle_overlay)
         self.run_list.reopen_requested.connect(self._reopen)
         self.run_list.delete_requested.connect(self._delete)
@@ -237,6 +238,11 @@ class TrainingPanel(QWidget):
         elif self.isVisible():
             self.estimator.request(self.session.fitted_architecture(recipe), recipe,
                                    counts.num_train, counts.num_test or 0)
+
+    def _estimating(self) -> None:
+        self.estimate_label.setStyleSheet(ESTIMATE_STYLE)
+        self.estimate_label.setToolTip("")
+        self.estimate_label.setText("Estimating the time per epoch…")
 
     def _show_estimate(self, estimate, problem, quiet: bool = False) -> None:
         if self.session.active:

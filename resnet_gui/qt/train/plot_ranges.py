@@ -16,6 +16,7 @@ import numpy as np
 # network that learns starts near ln(classes) and only falls; ten times that is divergence.
 OFF_SCALE_FACTOR = 10.0
 START_STEPS = 10  # the first reported training losses tell where a run started
+MIN_LOG_SPAN = 4.0  # the log-scale loss axis spans at least this factor (labels 1, 2, 3 ...)
 
 
 def nice_ceiling(value: float) -> float:
@@ -84,9 +85,29 @@ class LossScale:
         if self.high is None or self.low is None:
             return None
         bottom, top = nice_floor(self.low), nice_ceiling(self.high * 1.04)
-        if top <= bottom:
-            top = bottom * 10
+        if top < MIN_LOG_SPAN * bottom:  # a log axis needs room for a few labelled ticks
+            bottom = nice_floor(top / MIN_LOG_SPAN)
         return math.log10(bottom), math.log10(top)
+
+
+def log_ticks(bottom: float, top: float) -> list[list[tuple[float, str]]]:
+    """pyqtgraph ticks for a log axis from 10**bottom to 10**top: labels at 1, 2, (3,) 5 times
+    a power of ten (only the powers of ten over many decades), unlabelled marks between.
+    Its own log ticks label 0.6, 0.7, 0.8 and 0.9 too, and they overlap in a short plot."""
+    labelled, marks = [], []
+    decades = range(math.floor(bottom), math.ceil(top) + 1)
+    span_decades = top - bottom
+    steps = (1,) if span_decades > 4 else (1, 2, 5) if span_decades > 0.99 else (1, 2, 3, 5)
+    for decade in decades:
+        for step in range(1, 10):
+            position = decade + math.log10(step)
+            if not bottom - 1e-9 <= position <= top + 1e-9:
+                continue
+            if step in steps:
+                labelled.append((position, f"{step * 10.0 ** decade:g}"))
+            else:
+                marks.append((position, ""))
+    return [labelled, marks]
 
 
 def accuracy_range(low: float, high: float) -> tuple[float, float]:

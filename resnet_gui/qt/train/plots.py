@@ -27,11 +27,18 @@ from PySide6.QtWidgets import (
 from resnet_gui.engine.events import EpochEnd, StepEnd
 from resnet_gui.engine.runs import RunLog
 from resnet_gui.qt.train.plot_legend import PlotLegend
-from resnet_gui.qt.train.plot_ranges import LossScale, accuracy_range, nice_ceiling, span
+from resnet_gui.qt.train.plot_ranges import (
+    LossScale,
+    accuracy_range,
+    log_ticks,
+    nice_ceiling,
+    span,
+)
 
 REFRESH_MS = 80  # at most 12.5 redraws a second, and only when something changed
 SECONDARY_EVERY = 4  # the learning-rate and speed plots redraw at every 4th tick
 SMOOTHING = 0.9  # exponential moving average of the per-step training loss and accuracy
+EMPTY_LOSS_RANGE = (0.5, 2.5)  # the loss axis before any curve
 
 # Colour per run: the live run first, then overlays (Tableau 10, readable on white).
 RUN_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
@@ -255,8 +262,7 @@ class LivePlots(QWidget):
         self._ranges: dict[str, tuple[float, float]] = {}
         for name, plot in self._plots.items():
             item = plot.getPlotItem()
-            item.vb.sigRangeChangedManually.connect(
-                lambda *_, name=name: self._following.__setitem__(name, False))
+            item.vb.sigRangeChangedManually.connect(lambda *_, name=name: self._user_moved(name))
             item.autoBtn.clicked.connect(lambda *_, name=name: self._follow_again(name))
         self._lay_out()
 
@@ -429,6 +435,12 @@ class LivePlots(QWidget):
 
     planned_epochs = 1
 
+    def _user_moved(self, name: str) -> None:
+        """Zoomed or panned by hand: left alone, with pyqtgraph's own ticks for any range."""
+        self._following[name] = False
+        if name == "loss":
+            self.loss_plot.getPlotItem().getAxis("left").setTicks(None)
+
     def _follow_again(self, name: str) -> None:
         self._following[name] = True
         self._plots[name].getPlotItem().disableAutoRange()  # the button turned it on
@@ -448,6 +460,8 @@ class LivePlots(QWidget):
         if name == "loss":
             scale = self.loss_scale()
             self._show_legend(scale)
+            if scale.high is None:  # no curve yet: where a cross-entropy starts and falls to
+                scale = LossScale([(np.array(EMPTY_LOSS_RANGE), np.array(EMPTY_LOSS_RANGE))])
             return scale.log_range() if self.loss_log else scale.linear_range()
         bounds = span(series.finite()[1] for series in self._series_of(name))
         if bounds is None:
@@ -471,6 +485,9 @@ class LivePlots(QWidget):
             if self._following[name] and self._ranges.get(name) != target:
                 self._ranges[name] = target
                 self._plots[name].getPlotItem().setYRange(*target, padding=0)
+                if name == "loss":
+                    axis = self.loss_plot.getPlotItem().getAxis("left")
+                    axis.setTicks(log_ticks(*target) if self.loss_log else None)
         if self._following["loss"] and self._ranges.get("x") != (0.0, right):
             self._ranges["x"] = (0.0, right)
             self.loss_plot.getPlotItem().setXRange(0.0, right, padding=0.02)

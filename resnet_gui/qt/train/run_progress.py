@@ -54,7 +54,8 @@ def outcome_of(end: TrainEnd | None, failed_status: str | None) -> str | None:
 def summary_line(end: TrainEnd) -> str:
     accuracy = ("" if not math.isfinite(end.test_accuracy)
                 else f" Test accuracy {100 * end.test_accuracy:.2f} %.")
-    return f"{end.epoch} epochs, {end.step:,} steps in {format_duration(end.seconds)}.{accuracy}"
+    epochs = f"{end.epoch} epoch{'' if end.epoch == 1 else 's'}"
+    return f"{epochs}, {end.step:,} steps in {format_duration(end.seconds)}.{accuracy}"
 
 
 def _sentence(text: str) -> str:
