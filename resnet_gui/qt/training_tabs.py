@@ -33,12 +33,17 @@ class CloseGuard(QObject):
         self.session, self.panel, self.window = session, panel, window
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt naming)
-        if watched is self.window and event.type() == QEvent.Type.Close and self.session.active:
+        if watched is not self.window or event.type() != QEvent.Type.Close:
+            return False
+        if self.session.active:
             if not self.confirm():
                 event.ignore()
                 return True
             self.panel.show_note("Stopping the run and saving its checkpoint…")
             self.session.shutdown()
+        # A time-per-epoch probe in flight is a few seconds at most: let it end first.
+        self.panel.estimator.cancel()
+        self.panel.estimator.wait()
         return False
 
     def confirm(self) -> bool:
