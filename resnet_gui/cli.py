@@ -1,5 +1,6 @@
-"""Command line: ``resnet-gui [ARCH] [--data-dir DIR] [--screenshot FILE]`` opens the window; subcommands
-``presets``, ``summary``, ``export``, ``train``, ``predict`` and ``grow`` work without it.
+"""Command line: ``resnet-gui [ARCH] [--data-dir DIR] [--screenshot FILE]`` opens the window;
+subcommands ``presets``, ``summary``, ``export``, ``train``, ``predict`` and ``grow`` work
+without it.
 
 Every user mistake ends as one line on stderr and a non-zero exit, never a traceback.
 """

@@ -296,7 +296,8 @@ class TrainingPanel(QWidget):
     def refresh_runs(self) -> None:
         ticked = {run_id for run_id in self.run_list.run_ids() if self.run_list.is_ticked(run_id)}
         runs = self.session.list_runs()
-        live = self.session.live_run.run_id if self.session.live_run and self.session.active else None
+        live_run = self.session.live_run
+        live = live_run.run_id if live_run and self.session.active else None
         self.run_list.set_live_run(live)
         self.run_list.set_runs(runs, ticked)
         present = {summary.run_id for summary in runs}
