@@ -1,5 +1,6 @@
-"""Command line: ``resnet-gui [ARCH] [--screenshot FILE]`` opens the window; subcommands
-``presets``, ``summary``, ``export``, ``train``, ``predict`` and ``grow`` work without it.
+"""Command line: ``resnet-gui [ARCH] [--data-dir DIR] [--screenshot FILE]`` opens the window;
+subcommands ``presets``, ``summary``, ``export``, ``train``, ``predict`` and ``grow`` work
+without it.
 
 Every user mistake ends as one line on stderr and a non-zero exit, never a traceback.
 """
@@ -33,7 +34,7 @@ def _subcommand_parser() -> argparse.ArgumentParser:
         prog="resnet-gui",
         description="Build, analyse, train and inspect residual networks. "
         "With no subcommand, opens the window (optionally with ARCH loaded).",
-        epilog="Window: resnet-gui [ARCH] [--screenshot FILE.png]   "
+        epilog="Window: resnet-gui [ARCH] [--data-dir DIR] [--screenshot FILE.png]   "
         "ARCH is a preset name (see 'resnet-gui presets') or an architecture JSON file.",
     )
     parser.add_argument("--version", action="version", version=f"resnet-gui {__version__}")
@@ -58,6 +59,12 @@ def _window_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("arch", nargs="?", help="preset name or architecture JSON file to open")
     parser.add_argument(
+        "--data-dir",
+        metavar="DIR",
+        help="folder holding the datasets, as File > Data folder sets it (kept for later "
+        "launches)",
+    )
+    parser.add_argument(
         "--screenshot",
         metavar="FILE.png",
         help="render the window offscreen at 1600x1000, write a PNG and exit",
@@ -81,7 +88,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = _window_parser().parse_args(args_list)
         from resnet_gui.qt.app import run_app
 
-        return int(run_app(args.arch, screenshot=args.screenshot) or 0)
+        return int(run_app(args.arch, screenshot=args.screenshot, data_dir=args.data_dir) or 0)
     except UserError as error:
         print(f"resnet-gui: error: {error}", file=sys.stderr)
         return error.exit_code

@@ -2,9 +2,10 @@
 
     .venv/bin/python scripts/screenshot_training.py [--data-dir ../shared/data] [--out docs/]
 
-Trains resnet20 with the fmnist-fast recipe on 10,000 training images and takes the Train tab
-after --epochs-before epochs plus a little, then the Inspect tab's feature maps and its
-confusion page, while the run goes on; then stops the run.
+Trains resnet20 with the fmnist-fast recipe on 10,000 training images (--limit-train) and takes
+the Train tab after --epochs-before epochs plus a little, then the Inspect tab's feature maps
+and its confusion page, while the run goes on; then stops the run. Run it with
+XDG_CONFIG_HOME pointing at a scratch folder: the window keeps its settings there.
 """
 
 from __future__ import annotations
@@ -45,13 +46,15 @@ def main() -> int:
     parser.add_argument("--data-dir", default=str(REPO.parent / "shared" / "data"))
     parser.add_argument("--out", default=str(REPO / "docs"))
     parser.add_argument("--epochs-before", type=int, default=3)
+    parser.add_argument("--limit-train", type=int, default=10_000,
+                        help="training images (fewer make the shots quicker on a slow machine)")
     args = parser.parse_args()
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
 
     app = QApplication.instance() or QApplication([])
     recipe = RECIPE_PRESETS["fmnist-fast"].replace(
-        epochs=8, limit_train=10_000, limit_test=2_000, data_dir=args.data_dir)
+        epochs=8, limit_train=args.limit_train, limit_test=2_000, data_dir=args.data_dir)
     arch = build_preset("resnet20", 1, 10, 28)
     from resnet_gui.engine.data import load_data
 

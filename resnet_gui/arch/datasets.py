@@ -21,6 +21,8 @@ class Dataset:
     class_names: tuple[str, ...]
     flip: bool  # horizontal flips are a fair augmentation (not for digits)
     description: str
+    train_images: int  # the full training set (what "auto" settings are planned for)
+    test_images: int
 
     @property
     def classes(self) -> int:
@@ -32,17 +34,20 @@ FASHION_MNIST = Dataset(
     class_names=("T-shirt/top", "Trouser", "Pullover", "Dress", "Coat", "Sandal", "Shirt",
                  "Sneaker", "Bag", "Ankle boot"),
     flip=True, description="70,000 greyscale 28x28 clothing images, 10 classes",
+    train_images=60_000, test_images=10_000,
 )
 MNIST = Dataset(
     key="mnist", name="MNIST", channels=1, image_size=28,
     class_names=tuple(str(digit) for digit in range(10)),
     flip=False, description="70,000 greyscale 28x28 handwritten digits, 10 classes",
+    train_images=60_000, test_images=10_000,
 )
 CIFAR10 = Dataset(
     key="cifar10", name="CIFAR-10", channels=3, image_size=32,
     class_names=("airplane", "automobile", "bird", "cat", "deer", "dog", "frog", "horse",
                  "ship", "truck"),
     flip=True, description="60,000 colour 32x32 photos, 10 classes",
+    train_images=50_000, test_images=10_000,
 )
 
 DATASETS: tuple[Dataset, ...] = (FASHION_MNIST, MNIST, CIFAR10)

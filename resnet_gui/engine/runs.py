@@ -44,7 +44,9 @@ RUN_SCHEMA = "resnet-gui/run"
 RUN_SCHEMA_VERSION = 1
 
 # Where a run ended; "running" on disk with no live trainer means the process died mid-run.
-STATUSES = ("running", "completed", "stopped", "max_steps", "diverged", "error")
+# "did_not_learn": it ran its plan (or its step bound) but ended near chance (engine/verdict.py).
+STATUSES = ("running", "completed", "stopped", "max_steps", "diverged", "error",
+            "did_not_learn")
 STEP_FIELDS = ("step", "epoch_progress", "loss", "accuracy", "lr", "examples_per_sec")
 EPOCH_FIELDS = (
     "epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr",
@@ -76,6 +78,7 @@ class RunSummary:
     examples_per_sec: float | None = None
     message: str = ""
     checkpoint: str | None = None
+    input_shape: list[int] | None = None  # channels, height, width as the network saw them
 
     @property
     def created_text(self) -> str:
@@ -165,6 +168,7 @@ class RunStore:
             created=now,
             dataset=recipe.dataset,
             epochs_planned=recipe.epochs,
+            input_shape=[architecture.in_channels, *architecture.input_size],
         )
         run = Run(summary, to_dict(architecture), recipe.to_dict(), RunLog())
         self.save(run)
@@ -276,7 +280,7 @@ class RunRecorder(Callback):
     def on_train_start(self, event: TrainStart) -> None:
         self._started = time.monotonic()
         self._update(epochs_planned=event.epochs, epochs_done=event.start_epoch,
-                     steps=event.start_step)
+                     steps=event.start_step, input_shape=list(event.input_shape))
         self._save(with_log=False)
 
     def on_batch_end(self, event: StepEnd) -> None:
@@ -300,6 +304,8 @@ class RunRecorder(Callback):
 
     def on_train_end(self, event: TrainEnd) -> None:
         status = event.reason if event.reason in STATUSES else "error"
+        if event.learned is False:
+            status = "did_not_learn"
         test_accuracy = finite_or_none(event.test_accuracy)
         self._update(
             status=status,
@@ -310,7 +316,7 @@ class RunRecorder(Callback):
             train_accuracy=finite_or_none(event.train_accuracy),
             seconds=finite_or_none(event.seconds) or time.monotonic() - self._started,
             examples_per_sec=finite_or_none(event.examples_per_sec),
-            message=event.message,
+            message="; ".join(text for text in (event.verdict, event.message) if text),
             checkpoint=event.checkpoint or self.run.summary.checkpoint,
         )
         self._save()

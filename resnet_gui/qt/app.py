@@ -1,4 +1,4 @@
-"""Starting the window: ``resnet-gui [ARCH] [--screenshot FILE.png]``."""
+"""Starting the window: ``resnet-gui [ARCH] [--data-dir DIR] [--screenshot FILE.png]``."""
 
 from __future__ import annotations
 
@@ -11,8 +11,49 @@ from resnet_gui.errors import UserError
 
 SCREENSHOT_SIZE = (1600, 1000)
 
+# The system libraries Qt needs on a bare Debian or Ubuntu (README, Set-up), checked in a
+# fresh Debian bookworm: without any one of them Qt cannot load or its xcb plugin cannot.
+QT_SYSTEM_PACKAGES = (
+    "libgl1 libegl1 libfontconfig1 libglib2.0-0 libdbus-1-3 libx11-xcb1 libxkbcommon-x11-0 "
+    "libxcb-cursor0 libxcb-icccm4 libxcb-image0 libxcb-keysyms1 libxcb-randr0 "
+    "libxcb-render-util0 libxcb-shape0 libxcb-shm0 libxcb-sync1 libxcb-xfixes0 libxcb-xkb1"
+)
+
+
+def _missing_library(problem: object) -> UserError:
+    return UserError(f"Qt cannot start: {problem}; on Debian or Ubuntu install the libraries "
+                     f"it needs with: sudo apt-get install {QT_SYSTEM_PACKAGES}")
+
+
+def _uses_xcb() -> bool:
+    platform = os.environ.get("QT_QPA_PLATFORM", "")
+    if platform:
+        return platform.startswith("xcb")
+    return bool(os.environ.get("DISPLAY")) and os.environ.get("XDG_SESSION_TYPE") != "wayland"
+
+
+def check_qt_libraries() -> None:
+    """Name a missing system library in one sentence with the fix, where Qt would raise an
+    ImportError or abort ("could not load the Qt platform plugin xcb") instead."""
+    try:
+        import PySide6
+        from PySide6 import QtWidgets  # noqa: F401 (loads QtCore, QtGui and their libraries)
+    except ImportError as error:
+        raise _missing_library(error) from None
+    if not (sys.platform.startswith("linux") and _uses_xcb()):
+        return
+    plugin = Path(PySide6.__file__).parent / "Qt" / "plugins" / "platforms" / "libqxcb.so"
+    if plugin.is_file():
+        import ctypes
+
+        try:
+            ctypes.CDLL(str(plugin), mode=os.RTLD_LAZY)  # what Qt's plugin loader will do
+        except OSError as error:
+            raise _missing_library(error) from None
+
 
 def _application():
+    check_qt_libraries()
     from PySide6.QtWidgets import QApplication
 
     app = QApplication.instance()
@@ -26,9 +67,10 @@ def _application():
 
 
 def create_main_window(arch: str | None = None, settings=None, *, run_store=None,
-                       data_loader=None):
+                       data_loader=None, data_dir: str | None = None):
     """The main window with ``arch`` (a preset name or a JSON file; None: the D2L chapter's
     ResNet-18) loaded, without entering the event loop. A QApplication must exist.
+    ``data_dir`` (an existing folder) is where datasets are kept, as File > Data folder sets.
 
     ``run_store`` (where runs are kept; default the per-user folder) and ``data_loader``
     (how the Train tab loads a recipe's data; default the engine's) serve tests and
@@ -47,12 +89,24 @@ def create_main_window(arch: str | None = None, settings=None, *, run_store=None
     from resnet_gui.qt.training_tabs import install_training_panels
 
     install_training_panels(window, run_store, data_loader=data_loader)
+    if data_dir is not None:
+        window.set_data_folder(str(checked_data_dir(data_dir)))
     # torch and Qt leave hundreds of thousands of long-lived objects; a full garbage
     # collection walking them all stalled the window for 0.2-0.6 s while editing. Frozen,
     # they are skipped, and a collection only walks what the editor creates.
     gc.collect()
     gc.freeze()
     return window
+
+
+def checked_data_dir(data_dir: str) -> Path:
+    """``--data-dir DIR``: an existing folder (a typo is never created and filled)."""
+    folder = Path(data_dir).expanduser().resolve()
+    if not folder.is_dir():
+        problem = "is a file, not a folder" if folder.exists() else "does not exist"
+        raise UserError(f"the data folder {folder} (--data-dir) {problem}; create it or give "
+                        "an existing folder")
+    return folder
 
 
 def save_screenshot(window, path: str | os.PathLike) -> None:
@@ -70,8 +124,10 @@ def save_screenshot(window, path: str | os.PathLike) -> None:
     atomic_write_bytes(path, bytes(buffer.data()))
 
 
-def run_app(arch: str | None = None, screenshot: str | None = None) -> int:
-    """Open the window (or, with ``screenshot``, render it offscreen, write a PNG, exit 0)."""
+def run_app(arch: str | None = None, screenshot: str | None = None,
+            data_dir: str | None = None) -> int:
+    """Open the window (or, with ``screenshot``, render it offscreen, write a PNG, exit 0);
+    ``data_dir`` is where the datasets are kept."""
     if screenshot is not None:
         os.environ.setdefault("QT_QPA_PLATFORM", "offscreen")
         if Path(screenshot).suffix.lower() != ".png":
@@ -80,12 +136,14 @@ def run_app(arch: str | None = None, screenshot: str | None = None) -> int:
         from resnet_gui.arch.resolve import resolve_architecture
 
         resolve_architecture(arch)
+    if data_dir is not None:  # likewise a data folder that is not there
+        checked_data_dir(data_dir)
     app = _application()
     if screenshot is not None:
         from resnet_gui.qt.build.analysis_worker import WorkerProcess
 
         WorkerProcess.enabled = False  # one analysis, then exit: a thread will do
-    window = create_main_window(arch)
+    window = create_main_window(arch, data_dir=data_dir)
     if screenshot is not None:
         # A fixed window for the picture, whatever geometry the user's settings remember.
         window.setGeometry(0, 0, *SCREENSHOT_SIZE)

@@ -35,6 +35,7 @@ from resnet_gui.qt.build.tab import BuildTab
 from resnet_gui.qt.export import Exports
 from resnet_gui.qt.shared import formatting
 from resnet_gui.qt.shared.datasets import DEFAULT_DATASET, DatasetChoice, dataset_named
+from resnet_gui.qt.shared.field_undo import FieldUndo
 from resnet_gui.qt.shared.icons import icon
 from resnet_gui.qt.shared.settings import app_settings
 from resnet_gui.qt.shared.widgets import make_action
@@ -94,6 +95,9 @@ class MainWindow(QMainWindow):
         self._on_document_changed()
         self._on_analysis()
         self._restore_settings()
+        # Ctrl+Z undoes the network's last edit from any field whose value was applied.
+        self.field_undo = FieldUndo((self.build_actions.undo, self.build_actions.redo), self)
+        self.field_undo.watch(self)
 
     def _name_the_build_tab_parts(self) -> None:
         """The Build tab's parts as the window's attributes (tests, benchmarks, the status bar)."""
@@ -118,6 +122,13 @@ class MainWindow(QMainWindow):
                                               tip="Where datasets are downloaded and kept")
         self.quit_action = make_action(self, "&Quit", self.close, QKeySequence.StandardKey.Quit)
         self.about_action = make_action(self, "&About resnet-gui", self.about)
+        self.getting_started_action = make_action(
+            self, "&Getting started", lambda: self.show_help("getting-started"),
+            QKeySequence.StandardKey.HelpContents, "What to do first, tab by tab",
+            name="gettingStartedAction")
+        self.shortcuts_action = make_action(
+            self, "&Keyboard shortcuts", lambda: self.show_help("shortcuts"),
+            QKeySequence("Ctrl+/"), "Every key the window knows", name="shortcutsAction")
         self.export_py_action = self.exports.python_action
         self.export_onnx_action = self.exports.onnx_action
         self.preset_menu = self.files.preset_menu
@@ -134,6 +145,8 @@ class MainWindow(QMainWindow):
 
     def add_panel(self, widget: QWidget, title: str, panel_icon: QIcon | None = None) -> int:
         """Add a tab beside "Build" (the training and inspection panels); returns its index."""
+        if hasattr(self, "field_undo"):
+            self.field_undo.watch(widget)
         if panel_icon is None:
             return self.tabs.addTab(widget, title)
         return self.tabs.addTab(widget, panel_icon, title)
@@ -149,7 +162,8 @@ class MainWindow(QMainWindow):
         fill_menu(file_menu, (None, self.data_folder_action, None, self.quit_action))
         fill_menu(bar.addMenu("&Edit"), self.build_actions.edit_menu)
         fill_menu(bar.addMenu("&View"), self.build_actions.view_menu)
-        fill_menu(bar.addMenu("&Help"), (self.about_action,))
+        fill_menu(bar.addMenu("&Help"), (self.getting_started_action, self.shortcuts_action,
+                                          None, self.about_action))
 
     def _build_toolbar(self) -> None:
         toolbar = QToolBar("Main")
@@ -269,6 +283,12 @@ class MainWindow(QMainWindow):
         self.statusBar().showMessage(str(error), 10000)
         if not self.quiet_errors:
             QMessageBox.warning(self, "resnet-gui", str(error))
+
+    def show_help(self, page: str):
+        """Open a help page ("getting-started" or "shortcuts"); returns its dialog."""
+        from resnet_gui.qt.help import show_help
+
+        return show_help(self, page)
 
     def about(self) -> None:
         QMessageBox.about(

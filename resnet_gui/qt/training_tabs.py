@@ -8,12 +8,15 @@ undo/redo architecture document) and ``set_locked(locked, reason)``.
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject
 from PySide6.QtWidgets import QMessageBox, QWidget
 
+from resnet_gui.arch.recipe import Recipe
 from resnet_gui.engine.runs import RunStore
+from resnet_gui.errors import UserError
 from resnet_gui.qt.shared.datasets import DATASETS
 from resnet_gui.qt.inspect.panel import InspectPanel
 from resnet_gui.qt.train.panel import TrainingPanel
@@ -30,12 +33,17 @@ class CloseGuard(QObject):
         self.session, self.panel, self.window = session, panel, window
 
     def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt naming)
-        if watched is self.window and event.type() == QEvent.Type.Close and self.session.active:
+        if watched is not self.window or event.type() != QEvent.Type.Close:
+            return False
+        if self.session.active:
             if not self.confirm():
                 event.ignore()
                 return True
             self.panel.show_note("Stopping the run and saving its checkpoint…")
             self.session.shutdown()
+        # A time-per-epoch probe in flight is a few seconds at most: let it end first.
+        self.panel.estimator.cancel()
+        self.panel.estimator.wait()
         return False
 
     def confirm(self) -> bool:
@@ -78,7 +86,33 @@ def install_training_panels(window: Any, store: RunStore | None = None,
     window.add_panel(panel, "Train")
     window.add_panel(inspect, "Inspect")
     window.installEventFilter(CloseGuard(session, panel, window))
+    _remember_training_settings(window, panel)
     _share_dataset_choice(window, panel)
+
+
+RECIPE_SETTING = "train/recipe"
+
+
+def _remember_training_settings(window: Any, panel: TrainingPanel) -> None:
+    """The Train tab's settings come back at the next launch (the window's QSettings)."""
+    settings = getattr(window, "settings", None)
+    if settings is None:
+        return
+    stored = settings.value(RECIPE_SETTING, "", str)
+    if stored:
+        try:
+            panel.form.set_recipe(Recipe.from_dict(json.loads(stored)))
+        except (UserError, ValueError, TypeError):
+            pass  # settings of another version, or edited by hand: the defaults stand
+
+    def save() -> None:
+        try:
+            recipe = panel.form.recipe()
+        except UserError:
+            return  # an unfinished form (no image folder yet) keeps the last good settings
+        settings.setValue(RECIPE_SETTING, json.dumps(recipe.to_dict()))
+
+    panel.form.changed.connect(save)
 
 
 # The editor's dataset names (its toolbar) and the recipe's.
@@ -94,6 +128,9 @@ def _share_dataset_choice(window: Any, panel: TrainingPanel) -> None:
     folder = settings.value("data/folder", "", str) if settings is not None else ""
     if folder and not form.folder_edit.text():
         form.folder_edit.setText(folder)
+    folder_changed = getattr(window, "dataFolderChanged", None)
+    if folder_changed is not None:  # File > Data folder, or resnet-gui --data-dir DIR
+        folder_changed.connect(form.set_data_folder)
     changed = getattr(window, "datasetChanged", None)
     set_dataset = getattr(window, "set_dataset", None)
     if changed is None or set_dataset is None:

@@ -145,6 +145,7 @@ def test_divergence_is_a_message_and_the_controls_return_to_idle(qtbot, window, 
     assert "NaN" in p.message and "lower the learning rate" in p.message
     assert p.start_button.isEnabled()
     assert store.list()[0].status == "diverged"
+    assert p.progress.text().startswith("diverged")  # never "done"
 
 
 def test_closing_mid_run_asks_then_stops_and_waits(qtbot, window, store, monkeypatch):
@@ -172,16 +173,21 @@ def test_closing_mid_run_asks_then_stops_and_waits(qtbot, window, store, monkeyp
     assert store.checkpoint_path(summary.run_id).exists()
 
 
-def test_chapter_recipe_button_sets_the_chapters_settings(window):
+def test_chapter_recipe_button_sets_the_chapters_settings(qtbot, window):
     p = panel(window)
     p.form.subset_spin.setValue(500)
     p.form.chapter_button.click()
     recipe = p.form.recipe()
-    assert (recipe.lr, recipe.batch_size, recipe.resize, recipe.optimizer, recipe.momentum,
-            recipe.init) == (0.05, 128, 96, "sgd", 0.0, "xavier")
-    assert recipe.schedule == "constant" and not recipe.augment
+    assert (recipe.lr, recipe.batch_size, recipe.optimizer, recipe.momentum,
+            recipe.init) == (0.05, 128, "sgd", 0.0, "xavier")
+    assert recipe.schedule == "constant" and not recipe.augment and not recipe.precise_bn
     assert recipe.limit_train == 500  # the user's quick-try subset stays
-    assert recipe == CHAPTER_RECIPE.replace(limit_train=500, device=recipe.device)
+    # The chapter's 96 px is the network's input (the Build tab's one number), not a
+    # hidden resize of the Train tab's.
+    assert recipe.resize is None
+    assert window.document.arch.input_size == (96, 96)
+    assert recipe == CHAPTER_RECIPE.replace(limit_train=500, device=recipe.device, resize=None)
+    qtbot.waitUntil(lambda: "28×28 images resized to 96×96" in p.form.image_size_label.text())
 
 
 def test_subset_zero_means_all_training_images(window):

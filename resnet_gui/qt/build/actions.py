@@ -61,7 +61,8 @@ class BuildActions:
     def _make_view_actions(self, owner: QWidget) -> None:
         canvas, table = self.tab.canvas, self.tab.table_panel
         self.fit = make_action(owner, "&Fit to window", canvas.fit, QKeySequence("Ctrl+0"),
-                               "Scale the canvas to fit")
+                               "Scale the canvas to fit, as far as its text stays readable "
+                               "(a wider network scrolls)")
         self.zoom_in = make_action(owner, "Zoom &in", lambda: canvas.zoom(1.15),
                                    QKeySequence.StandardKey.ZoomIn)
         self.zoom_out = make_action(owner, "Zoom &out", lambda: canvas.zoom(1 / 1.15),

@@ -28,7 +28,9 @@ from resnet_gui.qt.build.controller import EditorController
 from resnet_gui.qt.build.drops import DropIndicator, DropTarget, carry_out, find_drop_target
 from resnet_gui.qt.build.mime import Payload, move_mime, read_payload
 
-MIN_AUTO_SCALE = 0.6
+# Fitting to the window never shrinks the cards' smallest text ("BN · ReLU") below this
+# many pixels: a wide network (resnet50) scrolls instead of turning to specks.
+MIN_TEXT_PX = 8.0
 
 
 class ArchitectureCanvas(QGraphicsView):
@@ -196,8 +198,14 @@ class ArchitectureCanvas(QGraphicsView):
             return
         rect = self.scene().sceneRect()
         available = self.viewport().width() - 4
-        scale = 1.0 if rect.width() <= available else max(MIN_AUTO_SCALE, available / rect.width())
+        scale = 1.0 if rect.width() <= available else max(self.min_fit_scale,
+                                                          available / rect.width())
         self.setTransform(QTransform.fromScale(scale, scale))
+
+    @property
+    def min_fit_scale(self) -> float:
+        """The smallest scale Fit to window uses: the smallest text stays MIN_TEXT_PX high."""
+        return min(1.0, MIN_TEXT_PX / max(1, self.look.smallest_text_px))
 
     def fit(self) -> None:
         self.auto_fit = True

@@ -4,7 +4,7 @@ cards are drawn with."""
 from __future__ import annotations
 
 from PySide6.QtCore import QRectF, Qt
-from PySide6.QtGui import QColor, QFont, QFontMetricsF
+from PySide6.QtGui import QColor, QFont, QFontInfo, QFontMetricsF
 
 from resnet_gui.arch.edits import IDENTITY
 from resnet_gui.qt.build.card_steps import Step
@@ -76,6 +76,13 @@ class CardLook:
         self.tag_height = self.tag_metrics.height() + 2
         # "…" while the analysis runs, "?" when the network is invalid.
         self.pending_shape = "…"
+
+    @property
+    def smallest_text_px(self) -> int:
+        """The pixel size of the smallest text on the cards, at a scale of 1."""
+        fonts = (self.title_font, self.small_font, self.chip_font, self.tag_font,
+                 self.shape_font, self.badge_font)
+        return min(QFontInfo(font).pixelSize() for font in fonts)
 
     def header_height(self, with_subtitle: bool) -> float:
         return 5 + self.title_height + (self.small_height if with_subtitle else 0) + 2

@@ -29,7 +29,7 @@ from resnet_gui.qt.shared.training_worker import (
     prepare_probe,
 )
 from resnet_gui.arch.model import Architecture
-from resnet_gui.arch.recipe import Recipe
+from resnet_gui.arch.recipe import Recipe, with_input_size
 
 LOCK_REASON = "a training run is live"
 
@@ -162,9 +162,11 @@ class TrainingSession(QObject):
         self.runs_changed.emit()
 
     def reopen_run(self, run_id: str) -> Run:
-        """Put a stored run's architecture in the editor and its recipe in the form."""
+        """Put a stored run's architecture in the editor and its recipe in the form. The
+        architecture holds the input size the run trained at, so the recipe's resize (if
+        any) goes: the network's input is the one size."""
         run = self.store.load(run_id)
-        recipe = run.recipe_spec()
+        recipe = run.recipe_spec().replace(resize=None)
         arch = run.architecture_spec()
         if self.architecture.set is not None:
             if self.active:
@@ -184,10 +186,11 @@ class TrainingSession(QObject):
         if key == self._data_key or self.active or (self._loader and self._loader.is_alive()):
             return
         loader = self.data_loader or default_data_loader
+        sized = with_input_size(recipe, self.architecture.get())  # as a run would load it
 
         def load() -> None:
             try:
-                bundle = loader(recipe)
+                bundle = loader(sized)
             except UserError as problem:
                 self._images_loaded.emit(key, None, str(problem))
             except Exception as bug:  # never let a helper thread take the window down
@@ -218,6 +221,22 @@ class TrainingSession(QObject):
             traceback.print_exc()
             self.images = None
         self.images_changed.emit(self.images)
+
+    def loaded_data(self, recipe: Recipe) -> Any:
+        """The loaded DataBundle of ``recipe``'s dataset and subset, or None."""
+        return self.data if self.data is not None and self._data_key == self._key(recipe) \
+            else None
+
+    def fitted_architecture(self, recipe: Recipe) -> Architecture:
+        """The window's architecture as ``recipe``'s run will build it (channels and classes
+        of the data, where it is loaded)."""
+        return self._fit(self.architecture.get(), self.loaded_data(recipe), recipe)
+
+    def set_input_size(self, size: int, label: str) -> None:
+        """Give the network a square input of ``size`` pixels, as an undoable edit."""
+        arch = self.architecture.get()
+        if self.architecture.set is not None and tuple(arch.input_size) != (size, size):
+            self.architecture.set(arch.replace(input_size=(size, size)), label)
 
     @staticmethod
     def _key(recipe: Recipe) -> tuple:
@@ -297,7 +316,8 @@ class TrainingSession(QObject):
         from resnet_gui.engine.inspect import probe_test_image
 
         model, source = self._probe_model()
-        recipe = self._last_recipe or Recipe()
+        # Fed as the trainer feeds it: resized to the architecture's input size.
+        recipe = with_input_size(self._last_recipe or Recipe(), self.architecture.get())
         parameter = next(model.parameters(), None)
         device = parameter.device if parameter is not None else "cpu"
         probe = probe_test_image(
@@ -313,7 +333,7 @@ class TrainingSession(QObject):
             return arch
         from resnet_gui.engine.trainer import fit_architecture
 
-        return fit_architecture(arch, data, recipe or Recipe())
+        return fit_architecture(arch, data, with_input_size(recipe or Recipe(), arch))
 
     # -- worker events -------------------------------------------------------------------
 

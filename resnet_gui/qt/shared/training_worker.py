@@ -36,7 +36,7 @@ from resnet_gui.engine.events import (
 from resnet_gui.engine.runs import Run, RunRecorder, RunStore
 from resnet_gui.errors import UserError
 from resnet_gui.arch.model import Architecture
-from resnet_gui.arch.recipe import Recipe
+from resnet_gui.arch.recipe import Recipe, with_input_size
 
 # Every QThread this module started and that has not been waited for: the test fixtures
 # fail a test that leaves one running (a running QThread destroyed aborts the process).
@@ -260,13 +260,15 @@ class TrainingWorker(QObject):
 
     def _run(self) -> None:
         job = self.job
+        # The architecture's input size is the size that trains: the images are resized to it.
+        sized = with_input_size(job.recipe, job.architecture)
         data = job.data
         if data is None:
-            data = (job.data_loader or default_data_loader)(job.recipe)
+            data = (job.data_loader or default_data_loader)(sized)
         self.data_ready.emit(data)
         from resnet_gui.engine.trainer import fit_architecture
 
-        arch = fit_architecture(job.architecture, data, job.recipe)
+        arch = fit_architecture(job.architecture, data, sized)
         run: Run | None = None
         if job.store is not None:  # recorded once the data is there: a typo is not a run
             run = job.store.create(arch, job.recipe)

@@ -1,9 +1,11 @@
-"""The Train tab: settings, Start / Pause-Resume / Stop, progress, live plots and the runs."""
+"""The Train tab: settings, Start / Pause-Resume / Stop, progress, live plots and the runs.
+
+Before Start it says what the run will be: the images' size as the network sees them, what
+the "auto" settings will choose, and the estimated time per epoch (on a helper thread,
+never while a run is live).
+"""
 
 from __future__ import annotations
-
-import math
-import time
 
 from PySide6.QtCore import Qt, QTimer
 from PySide6.QtWidgets import (
@@ -12,7 +14,6 @@ from PySide6.QtWidgets import (
     QHBoxLayout,
     QLabel,
     QMessageBox,
-    QProgressBar,
     QPushButton,
     QScrollArea,
     QSplitter,
@@ -20,43 +21,56 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from resnet_gui.engine.events import EpochEnd, StepEnd, TrainEnd, TrainStart
+from resnet_gui.arch.recipe import Recipe, is_planned, plan_for_budget
 from resnet_gui.errors import UserError
-from resnet_gui.qt.train.plots import LivePlots
-from resnet_gui.qt.train.run_list import RunList, format_duration
 from resnet_gui.qt.shared.session import TrainingSession
+from resnet_gui.qt.shared.training_worker import IDLE, PAUSED, RUNNING, STARTING
+from resnet_gui.qt.train.epoch_estimate import EpochEstimator
+from resnet_gui.qt.train.plots import LivePlots
 from resnet_gui.qt.train.recipe_form import RecipeForm
-from resnet_gui.qt.shared.training_worker import IDLE, PAUSED, RUNNING, STARTING, STOPPING
+from resnet_gui.qt.train.run_list import RunList
+from resnet_gui.qt.train.run_plan import SLOW_ADVICE, epochs_text, image_size_text, known_counts
+from resnet_gui.qt.train.run_progress import ERROR_STYLE, NOTE_STYLE, RunProgress
 
-ERROR_STYLE = "color: #b00020;"
-NOTE_STYLE = "color: #333;"
+ESTIMATE_STYLE = "color: #5b6474;"
+SLOW_STYLE = "color: #b45309; font-weight: bold;"  # amber: think before pressing Start
+PLAN_DELAY_MS = 150  # edits arrive in bursts (a spin box being stepped)
+
+__all__ = ["ERROR_STYLE", "NOTE_STYLE", "TrainingPanel"]
 
 
 class TrainingPanel(QWidget):
     """``trainingPanel``: everything needed to train the window's architecture."""
 
-    def __init__(self, session: TrainingSession, parent: QWidget | None = None) -> None:
+    def __init__(self, session: TrainingSession, parent: QWidget | None = None,
+                 estimator: EpochEstimator | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("trainingPanel")
         self.session = session
 
         self.form = RecipeForm()
+        self.run_progress = RunProgress(session, self)
+        self.progress = self.run_progress.progress
+        self.progress_label = self.run_progress.progress_label
+        self.message_label = self.run_progress.message_label
+        self.estimator = estimator or EpochEstimator(self)
         self._make_run_controls()
         self.plots = LivePlots()
         self.run_list = RunList()
         self._lay_out()
-        self._init_progress_state()
-        self._progress_timer = QTimer(self)
-        self._progress_timer.setInterval(250)
-        self._progress_timer.timeout.connect(self._update_progress)
+        self._plan_timer = QTimer(self)
+        self._plan_timer.setSingleShot(True)
+        self._plan_timer.setInterval(PLAN_DELAY_MS)
+        self._plan_timer.timeout.connect(self.refresh_plan)
         self._connect(session)
         self._on_state(IDLE)
         self.refresh_runs()
+        self.refresh_plan()
 
     # -- building ------------------------------------------------------------------------
 
     def _make_run_controls(self) -> None:
-        """Start, Pause/Resume and Stop, the progress bar and the run's messages."""
+        """Start, Pause/Resume and Stop, the estimate and the lock note."""
         self.start_button = QPushButton("Start")
         self.start_button.setObjectName("startButton")
         self.start_button.setToolTip("Train the architecture in the Build tab with these settings")
@@ -69,20 +83,14 @@ class TrainingPanel(QWidget):
         self.start_button.clicked.connect(self.start)
         self.pause_button.clicked.connect(self.toggle_pause)
         self.stop_button.clicked.connect(self.session.stop)
-
-        self.progress = QProgressBar()
-        self.progress.setObjectName("trainingProgress")
-        self.progress.setRange(0, 1)
-        self.progress.setValue(0)
-        self.progress.setTextVisible(True)
-        self.progress.setFormat("idle")
-        self.progress_label = QLabel("")
-        self.progress_label.setObjectName("progressLabel")
-        self.progress_label.setWordWrap(True)
-        self.message_label = QLabel("")
-        self.message_label.setObjectName("trainingMessage")
-        self.message_label.setWordWrap(True)
-        self.message_label.setTextInteractionFlags(Qt.TextInteractionFlag.TextSelectableByMouse)
+        self.estimate_label = QLabel("")
+        self.estimate_label.setObjectName("epochEstimateLabel")
+        self.estimate_label.setWordWrap(True)
+        self.estimate_label.setStyleSheet(ESTIMATE_STYLE)
+        # Two lines held from the start: the settings below never jump when it arrives.
+        metrics = self.estimate_label.fontMetrics()
+        self.estimate_label.setMinimumHeight(2 * metrics.lineSpacing() + 2)
+        self.estimate_label.setAlignment(Qt.AlignmentFlag.AlignLeft | Qt.AlignmentFlag.AlignTop)
         self.lock_label = QLabel("")
         self.lock_label.setObjectName("lockLabel")
         self.lock_label.setWordWrap(True)
@@ -103,6 +111,7 @@ class TrainingPanel(QWidget):
         run_box = QGroupBox("Run")
         run_layout = QVBoxLayout(run_box)
         run_layout.addLayout(buttons)
+        run_layout.addWidget(self.estimate_label)
         run_layout.addWidget(self.progress)
         run_layout.addWidget(self.progress_label)
         run_layout.addWidget(self.lock_label)
@@ -138,28 +147,24 @@ class TrainingPanel(QWidget):
         layout = QVBoxLayout(self)
         layout.addWidget(splitter)
 
-    def _init_progress_state(self) -> None:
-        """What the progress text is rebuilt from, on a timer rather than per event."""
-        self._last_step: StepEnd | None = None
-        self._start_info: TrainStart | None = None
-        self._started_at = 0.0
-        self._paused_since: float | None = None
-        self._notices: list[str] = []
-        self._status = ""
-        self._paused_total = 0.0
-
     def _connect(self, session: TrainingSession) -> None:
         session.state_changed.connect(self._on_state)
         session.run_started.connect(self._on_run_started)
-        session.step.connect(self._on_step)
-        session.epoch.connect(self._on_epoch)
-        session.run_ended.connect(self._on_run_ended)
-        session.error.connect(self.show_error)
-        session.notice.connect(self._on_notice)
+        session.run_started.connect(lambda _event: self.run_list.set_live_run(
+            self.session.live_run.run_id if self.session.live_run else None))
+        session.step.connect(self.plots.add_step)
+        session.epoch.connect(self.plots.add_epoch)
         session.idle.connect(self._on_idle)
         session.runs_changed.connect(self.refresh_runs)
         session.run_updated.connect(self.run_list.update_run)
         session.recipe_reopened.connect(self.form.set_recipe)
+        session.architecture_changed.connect(self.plan_changed)
+        session.images_changed.connect(lambda _images: self.plan_changed())
+        self.run_progress.live_progress.connect(self.run_list.set_live_progress)
+        self.form.changed.connect(self.plan_changed)
+        self.form.input_size_requested.connect(self.session.set_input_size)
+        self.estimator.estimated.connect(self._show_estimate)
+        self.estimator.measuring.connect(self._estimating)
         self.run_list.overlay_toggled.connect(self._toggle_overlay)
         self.run_list.reopen_requested.connect(self._reopen)
         self.run_list.delete_requested.connect(self._delete)
@@ -168,17 +173,15 @@ class TrainingPanel(QWidget):
 
     def start(self) -> None:
         self.show_note("")
+        self.refresh_plan()  # what the form says about this run is current when it starts
         try:
             recipe = self.form.recipe()
+            self.estimator.cancel()  # the machine is the run's from now on
             self.plots.reset_live()
             # The epoch axis takes its final span now, while the worker is still loading,
             # rather than when the first steps compete with the redraw.
             self.plots.set_planned_epochs(recipe.epochs)
-            self._last_step = None
-            self._start_info = None
-            self._started_at = time.monotonic()
-            self._paused_total, self._paused_since = 0.0, None
-            self._notices = []
+            self.run_progress.begin()
             self.session.start(recipe)
         except UserError as problem:
             self.show_error(str(problem))
@@ -194,16 +197,65 @@ class TrainingPanel(QWidget):
     # -- messages ------------------------------------------------------------------------
 
     def show_error(self, message: str) -> None:
-        self.message_label.setStyleSheet(ERROR_STYLE)
-        self.message_label.setText(message[:1].upper() + message[1:] if message else "")
+        self.run_progress.show_error(message)
 
     def show_note(self, message: str) -> None:
-        self.message_label.setStyleSheet(NOTE_STYLE)
-        self.message_label.setText(message)
+        self.run_progress.show_note(message)
 
     @property
     def message(self) -> str:
         return self.message_label.text()
+
+    # -- before Start: the plan and the estimate -----------------------------------------
+
+    def plan_changed(self) -> None:
+        """Settings or the architecture changed: say what the next run will be, soon."""
+        self._plan_timer.start()
+
+    def showEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        super().showEvent(event)
+        self.plan_changed()
+
+    def refresh_plan(self) -> None:
+        """The images' size, what "auto" chooses, and the estimated time per epoch (only
+        while the tab is shown and no run is live: a live run shows its own plan)."""
+        if self.session.active:
+            return
+        self._plan_timer.stop()
+        arch = self.session.architecture.get()
+        try:
+            recipe = self.form.recipe()
+        except UserError as problem:
+            self.form.show_plan(None, image_size_text(None, arch.input_size))
+            self._show_estimate(None, str(problem), quiet=True)
+            return
+        counts = known_counts(recipe, self.session.loaded_data(recipe))
+        planned = plan_for_budget(recipe, counts.num_train) if counts.num_train else None
+        self.form.show_plan(planned, image_size_text(counts.stored_size, arch.input_size))
+        if not counts.num_train:
+            self.estimate_label.setText("The time per epoch is estimated once the folder's "
+                                        "images are counted (Start, or the Inspect tab).")
+        elif self.isVisible():
+            self.estimator.request(self.session.fitted_architecture(recipe), recipe,
+                                   counts.num_train, counts.num_test or 0)
+
+    def _estimating(self) -> None:
+        self.estimate_label.setStyleSheet(ESTIMATE_STYLE)
+        self.estimate_label.setToolTip("")
+        self.estimate_label.setText("Estimating the time per epoch…")
+
+    def _show_estimate(self, estimate, problem, quiet: bool = False) -> None:
+        if self.session.active:
+            return
+        if estimate is None:
+            self.estimate_label.setStyleSheet(ESTIMATE_STYLE)
+            self.estimate_label.setText("" if quiet else f"No estimate: {problem}")
+            return
+        self.estimate_label.setStyleSheet(SLOW_STYLE if estimate.slow else ESTIMATE_STYLE)
+        text = epochs_text(estimate.seconds, self.form.epochs_spin.value(), estimate.describe())
+        self.estimate_label.setText(f"{text}: slow" if estimate.slow else text)
+        self.estimate_label.setToolTip(SLOW_ADVICE if estimate.slow else
+                                       "Measured with a few training steps of this network")
 
     # -- session events ------------------------------------------------------------------
 
@@ -217,89 +269,35 @@ class TrainingPanel(QWidget):
         self.lock_label.setText(
             "" if idle else "The architecture is locked while this run trains; stop the run "
             "to edit it. Settings apply to the next run.")
-        if state == PAUSED:
-            self._paused_since = time.monotonic()
-            self.progress.setFormat("paused — %p %")
-        elif self._paused_since is not None:
-            self._paused_total += time.monotonic() - self._paused_since
-            self._paused_since = None
-        if state == STOPPING:
-            self.show_note("Stopping after this batch and saving the checkpoint…")
-        if idle:
-            self._progress_timer.stop()
-        else:
-            self._progress_timer.start()
+        self.estimate_label.setVisible(idle)
+        self.run_progress.on_state(state)
 
-    def _on_run_started(self, event: TrainStart) -> None:
-        self._start_info = event
-        self._started_at = time.monotonic()
+    def _on_run_started(self, event) -> None:
+        """The run's own plan: what "auto" chose and the size it trains at."""
         self.plots.set_planned_epochs(event.epochs)
-        self.progress.setRange(0, max(1, event.total_steps))
-        self.progress.setValue(event.start_step)
-        self._status = (f"Training on {event.device} ({event.precision}), "
-                        f"{event.num_train:,} training and {event.num_test:,} test images.")
-        self._show_status()
-        self.run_list.set_live_run(self.session.live_run.run_id if self.session.live_run else None)
-
-    def _on_notice(self, message: str) -> None:
-        self._notices.append(message[:1].upper() + message[1:])
-        self._show_status()
-
-    def _show_status(self) -> None:
-        self.show_note("\n".join([self._status, *self._notices]).strip())
-
-    def _on_step(self, event: StepEnd) -> None:
-        self.plots.add_step(event)
-        self._last_step = event
-
-    def _on_epoch(self, event: EpochEnd) -> None:
-        self.plots.add_epoch(event)
-
-    def _on_run_ended(self, end: TrainEnd) -> None:
-        accuracy = ("" if not math.isfinite(end.test_accuracy)
-                    else f" Test accuracy {100 * end.test_accuracy:.2f} %.")
-        summary = (f"{end.epoch} epochs, {end.step:,} steps in {format_duration(end.seconds)}."
-                   f"{accuracy}")
-        if end.reason == "completed":
-            self._status = f"Finished: {summary}"
-            self._show_status()
-        elif end.reason in ("stopped", "max_steps"):
-            kept = " The checkpoint is kept." if end.checkpoint else ""
-            self._status = f"Stopped: {summary}{kept}"
-            self._show_status()
-        else:
-            self.show_error(end.message or f"The run ended: {end.reason}.")
+        try:
+            planned = Recipe.from_dict(event.recipe)
+        except (UserError, TypeError):
+            return
+        if not is_planned(planned):
+            return  # a trainer that reports no plan
+        _channels, height, width = event.input_shape
+        counts = known_counts(planned, self.session.loaded_data(planned))
+        self.form.show_plan(planned, image_size_text(counts.stored_size, (height, width)))
 
     def _on_idle(self) -> None:
-        self._update_progress()
-        self.progress.setFormat("idle" if self._last_step is None else "done — %p %")
+        self.run_progress.on_idle()
         self.run_list.set_live_run(None)
         self.plots.refresh(everything=True)
-
-    def _update_progress(self) -> None:
-        step, info = self._last_step, self._start_info
-        if step is None or info is None:
-            return
-        self.progress.setValue(min(step.step, self.progress.maximum()))
-        if self.session.controller.state != PAUSED:
-            self.progress.setFormat("%p %")
-        done = step.step - info.start_step
-        remaining = max(0, info.total_steps - step.step)
-        paused = self._paused_total + (time.monotonic() - self._paused_since
-                                       if self._paused_since is not None else 0.0)
-        elapsed = max(1e-6, time.monotonic() - self._started_at - paused)
-        eta = f"ETA {format_duration(remaining * elapsed / done)}" if done > 0 else "ETA –"
-        self.progress_label.setText(
-            f"Epoch {step.epoch + 1}/{info.epochs} · step {step.step:,}/{info.total_steps:,} · "
-            f"{step.examples_per_sec:,.0f} examples/s · {eta}\n"
-            f"loss {step.loss:.4f} · accuracy {100 * step.accuracy:.1f} % · lr {step.lr:.4g}")
+        self.plan_changed()
 
     # -- runs ----------------------------------------------------------------------------
 
     def refresh_runs(self) -> None:
         ticked = {run_id for run_id in self.run_list.run_ids() if self.run_list.is_ticked(run_id)}
         runs = self.session.list_runs()
-        live = self.session.live_run.run_id if self.session.live_run and self.session.active else None
+        live_run = self.session.live_run
+        live = live_run.run_id if live_run and self.session.active else None
         self.run_list.set_live_run(live)
         self.run_list.set_runs(runs, ticked)
         present = {summary.run_id for summary in runs}
@@ -329,8 +327,12 @@ class TrainingPanel(QWidget):
         except UserError as problem:
             self.show_error(str(problem))
             return
-        self.show_note(f"Reopened {run.summary.name} from {run.summary.created_text}: its "
-                       "architecture is in the Build tab and its settings are above.")
+        summary = run.summary
+        self.plots.load_live(f"{summary.name} {summary.created_text[5:]}", run.log,
+                             summary.epochs_planned)
+        self.show_note(f"Reopened {summary.name} from {summary.created_text}: its "
+                       "architecture is in the Build tab, its settings are above and its "
+                       "curves are on the right.")
 
     def _delete(self, run_id: str) -> None:
         answer = QMessageBox.question(

@@ -14,14 +14,30 @@ import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import QObject, Qt, QTimer, Signal
 from PySide6.QtGui import QColor, QFontMetrics
-from PySide6.QtWidgets import QGridLayout, QSizePolicy, QWidget
+from PySide6.QtWidgets import (
+    QCheckBox,
+    QGridLayout,
+    QHBoxLayout,
+    QSizePolicy,
+    QVBoxLayout,
+    QWidget,
+)
 
 from resnet_gui.engine.events import EpochEnd, StepEnd
 from resnet_gui.engine.runs import RunLog
+from resnet_gui.qt.train.plot_legend import PlotLegend
+from resnet_gui.qt.train.plot_ranges import (
+    LossScale,
+    accuracy_range,
+    log_ticks,
+    nice_ceiling,
+    span,
+)
 
 REFRESH_MS = 80  # at most 12.5 redraws a second, and only when something changed
 SECONDARY_EVERY = 4  # the learning-rate and speed plots redraw at every 4th tick
 SMOOTHING = 0.9  # exponential moving average of the per-step training loss and accuracy
+EMPTY_LOSS_RANGE = (0.5, 2.5)  # the loss axis before any curve
 
 # Colour per run: the live run first, then overlays (Tableau 10, readable on white).
 RUN_COLOURS = ("#1f77b4", "#d62728", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b",
@@ -76,17 +92,6 @@ class Series:
         if i >= len(xs) or (i > 0 and abs(xs[i - 1] - x) <= abs(xs[i] - x)):
             i -= 1
         return float(ys[i])
-
-
-def _nice_ceiling(value: float) -> float:
-    """The smallest of 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 times a power of ten >= value (> 0)."""
-    if not value > 0 or not math.isfinite(value):
-        return 1.0
-    power = 10.0 ** math.floor(math.log10(value))
-    for step in (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0):
-        if step * power >= value * (1 - 1e-9):
-            return step * power
-    return 10.0 * power
 
 
 class _Smoother:
@@ -145,19 +150,25 @@ class RunCurves:
     @classmethod
     def from_log(cls, log: RunLog) -> "RunCurves":
         curves = cls()
+        curves.fill_from(log)
+        return curves
+
+    def fill_from(self, log: RunLog) -> None:
+        """Replace the curves with a stored run's."""
+        self.clear()
         steps, epochs = log.steps, log.epochs
 
         def number(value) -> float:
             return float("nan") if value is None else float(value)
 
         for i in range(len(steps["step"])):
-            curves.add_step(StepEnd(
+            self.add_step(StepEnd(
                 epoch=int(number(steps["epoch_progress"][i])), step=int(steps["step"][i]),
                 batch=0, epoch_progress=number(steps["epoch_progress"][i]),
                 loss=number(steps["loss"][i]), accuracy=number(steps["accuracy"][i]),
                 lr=number(steps["lr"][i]), examples_per_sec=number(steps["examples_per_sec"][i])))
         for i in range(len(epochs["epoch"])):
-            curves.add_epoch(EpochEnd(
+            self.add_epoch(EpochEnd(
                 epoch=int(epochs["epoch"][i]), step=int(epochs["step"][i]),
                 train_loss=number(epochs["train_loss"][i]),
                 train_accuracy=number(epochs["train_accuracy"][i]),
@@ -165,7 +176,12 @@ class RunCurves:
                 test_accuracy=number(epochs["test_accuracy"][i]), lr=number(epochs["lr"][i]),
                 seconds=number(epochs["seconds"][i]),
                 examples_per_sec=number(epochs["examples_per_sec"][i])))
-        return curves
+
+    def loss_values(self) -> tuple[np.ndarray, np.ndarray]:
+        """(the first training losses, every loss value) for the loss plot's scale."""
+        raw = self.raw_loss.y
+        return raw, np.concatenate([raw, self.series["train_loss"].y,
+                                    self.series["test_loss"].y])
 
 
 @dataclass
@@ -217,7 +233,8 @@ def _make_plot(name: str, title: str, y_label: str) -> pg.PlotWidget:
 
 
 class LivePlots(QWidget):
-    """``lossPlot``, ``accuracyPlot`` and the learning rate below them, x-linked."""
+    """``lossPlot``, ``accuracyPlot`` and the learning rate below them, x-linked; the legend
+    (``plotLegend``) and the loss plot's log-scale switch (``lossLogScale``) above them."""
 
     refreshed = Signal()  # after each redraw, for benchmarks
 
@@ -233,25 +250,37 @@ class LivePlots(QWidget):
             plot.getPlotItem().setXLink(self.loss_plot.getPlotItem())
         self._plots = {"loss": self.loss_plot, "accuracy": self.accuracy_plot,
                        "lr": self.lr_plot, "speed": self.speed_plot}
-        # Loss falls and accuracy rises: their legends sit where the curves are not.
-        self._legends = {
-            name: self._plots[name].getPlotItem().addLegend(
-                offset=offset, labelTextColor="#222", brush=pg.mkBrush(255, 255, 255, 200))
-            for name, offset in (("loss", (-8, 8)), ("accuracy", (-8, -8)))
-        }
+        self.legend = PlotLegend()
+        self.log_check = QCheckBox("Log-scale loss")
+        self.log_check.setObjectName("lossLogScale")
+        self.log_check.setToolTip("Show the loss on a logarithmic axis: the late, small "
+                                  "improvements stay visible beside the first steps")
         self._hover = _Hover(self)
         # A plot the user zoomed or panned is left alone until its "A" button is pressed.
         self._following = {name: True for name in self._plots}
         self._ranges: dict[str, tuple[float, float]] = {}
         for name, plot in self._plots.items():
             item = plot.getPlotItem()
-            item.vb.sigRangeChangedManually.connect(
-                lambda *_, name=name: self._following.__setitem__(name, False))
+            item.vb.sigRangeChangedManually.connect(lambda *_, name=name: self._user_moved(name))
             item.autoBtn.clicked.connect(lambda *_, name=name: self._follow_again(name))
+        self._lay_out()
 
+        self.live = RunCurves()
+        self._runs: dict[str, _PlottedRun] = {}
+        self._add_run("live", "this run", self.live, RUN_COLOURS[0])
+        self._next_colour = 1
+        self.refresh_count = 0
+        self.log_check.toggled.connect(self.set_loss_log)
+        self.set_loss_log(True)
+        self._timer = QTimer(self)
+        self._timer.setInterval(REFRESH_MS)
+        self._timer.timeout.connect(self.refresh)
+        self._timer.start()
+
+    def _lay_out(self) -> None:
         # Each small plot sits under a big one of the same width, so linked epoch axes line
         # up on screen.
-        grid = QGridLayout(self)
+        grid = QGridLayout()
         grid.setContentsMargins(0, 0, 0, 0)
         grid.setSpacing(4)
         grid.addWidget(self.loss_plot, 0, 0)
@@ -260,24 +289,33 @@ class LivePlots(QWidget):
         grid.addWidget(self.speed_plot, 1, 1)
         grid.setRowStretch(0, 4)
         grid.setRowStretch(1, 1)
+        header = QHBoxLayout()
+        header.setContentsMargins(4, 0, 4, 0)
+        header.addWidget(self.legend, 1)
+        header.addWidget(self.log_check, 0, Qt.AlignmentFlag.AlignTop)
+        layout = QVBoxLayout(self)
+        layout.setContentsMargins(0, 0, 0, 0)
+        layout.setSpacing(2)
+        layout.addLayout(header)
+        layout.addLayout(grid, 1)
         self.setSizePolicy(QSizePolicy.Policy.Expanding, QSizePolicy.Policy.Expanding)
-
-        self.live = RunCurves()
-        self._runs: dict[str, _PlottedRun] = {}
-        self._add_run("live", "this run", self.live, RUN_COLOURS[0])
-        self._next_colour = 1
-        self.refresh_count = 0
-        self._timer = QTimer(self)
-        self._timer.setInterval(REFRESH_MS)
-        self._timer.timeout.connect(self.refresh)
-        self._timer.start()
 
     # -- live run ------------------------------------------------------------------------
 
-    def reset_live(self) -> None:
+    def reset_live(self, label: str = "this run") -> None:
         self.live.clear()
+        self._runs["live"].label = label
         self._runs["live"].drawn.clear()
         self._ranges.clear()
+        self.refresh(everything=True)
+
+    def load_live(self, label: str, log: RunLog, planned_epochs: int) -> None:
+        """Show a stored run's curves in place of the live run's (a reopened run)."""
+        self.live.fill_from(log)
+        self._runs["live"].label = label
+        self._runs["live"].drawn.clear()
+        self._ranges.clear()
+        self.set_planned_epochs(planned_epochs)
         self.refresh(everything=True)
 
     def add_step(self, event: StepEnd) -> None:
@@ -306,10 +344,7 @@ class LivePlots(QWidget):
         if plotted is None:
             return
         for key, item in plotted.items.items():
-            plot = self._plots[self._plot_of(key)].getPlotItem()
-            plot.removeItem(item)
-            if key in ("train_loss", "test_loss", "train_accuracy", "test_accuracy"):
-                self._legends[self._plot_of(key)].removeItem(item)
+            self._plots[self._plot_of(key)].getPlotItem().removeItem(item)
         self.loss_plot.getPlotItem().removeItem(plotted.raw_item)
         self._ranges.clear()
         self._keep_ranges()
@@ -329,19 +364,33 @@ class LivePlots(QWidget):
         faint = QColor(colour)
         faint.setAlpha(55)
         raw_item = self.loss_plot.getPlotItem().plot(pen=pg.mkPen(faint, width=1))
-        for key, name, plot_name, is_test in CURVES:
+        for key, _name, plot_name, is_test in CURVES:
             pen = pg.mkPen(colour, width=1, style=Qt.PenStyle.DashLine if is_test
                            else Qt.PenStyle.SolidLine)
             options = dict(pen=pen, name=None)
             if is_test:
                 options.update(symbol="o", symbolSize=5, symbolPen=pg.mkPen(colour, width=1),
                                symbolBrush=pg.mkBrush(colour))
-            item = self._plots[plot_name].getPlotItem().plot(**options)
-            if plot_name in self._legends:
-                prefix = "" if run_id == "live" else f"{label} · "
-                self._legends[plot_name].addItem(item, prefix + name)
-            items[key] = item
+            items[key] = self._plots[plot_name].getPlotItem().plot(**options)
         self._runs[run_id] = _PlottedRun(label, curves, items, raw_item)
+
+    # -- the loss plot's scale -----------------------------------------------------------
+
+    @property
+    def loss_log(self) -> bool:
+        return self.log_check.isChecked()
+
+    def set_loss_log(self, on: bool) -> None:
+        """A logarithmic (default) or linear loss axis."""
+        if self.log_check.isChecked() != on:
+            self.log_check.setChecked(on)  # comes back here through toggled
+            return
+        self.loss_plot.getPlotItem().setLogMode(y=on)
+        self._ranges.pop("loss", None)
+        self._keep_ranges()
+
+    def loss_scale(self) -> LossScale:
+        return LossScale([plotted.curves.loss_values() for plotted in self._runs.values()])
 
     # -- drawing -------------------------------------------------------------------------
 
@@ -371,7 +420,7 @@ class LivePlots(QWidget):
                 plotted.drawn["raw"] = raw.version
                 drew = True
             plotted.curves.dirty = pending
-        if drew:
+        if drew or everything:
             self._keep_ranges()
             self.refresh_count += 1
             self.refreshed.emit()
@@ -385,6 +434,12 @@ class LivePlots(QWidget):
 
     planned_epochs = 1
 
+    def _user_moved(self, name: str) -> None:
+        """Zoomed or panned by hand: left alone, with pyqtgraph's own ticks for any range."""
+        self._following[name] = False
+        if name == "loss":
+            self.loss_plot.getPlotItem().getAxis("left").setTicks(None)
+
     def _follow_again(self, name: str) -> None:
         self._following[name] = True
         self._plots[name].getPlotItem().disableAutoRange()  # the button turned it on
@@ -393,44 +448,58 @@ class LivePlots(QWidget):
             self._ranges.pop("x", None)
         self._keep_ranges()
 
-    def _bounds(self, plot_name: str) -> tuple[float, float, float] | None:
-        """(lowest y, highest y, largest x) of every curve of one plot, or None."""
-        low, high, right, found = math.inf, -math.inf, 0.0, False
-        for plotted in self._runs.values():
-            series = [plotted.curves.series[k] for k, _, plot, _ in CURVES if plot == plot_name]
-            if plot_name == "loss":
-                series.append(plotted.curves.raw_loss)
-            for one in series:
-                xs, ys = one.finite()
-                if len(ys):
-                    found = True
-                    low, high = min(low, float(ys.min())), max(high, float(ys.max()))
-                    right = max(right, float(xs.max()))
-        return (low, high, right) if found else None
+    def _series_of(self, plot_name: str) -> list[Series]:
+        return [plotted.curves.series[key] for plotted in self._runs.values()
+                for key, _, plot, _ in CURVES if plot == plot_name]
+
+    def _y_target(self, name: str) -> tuple[float, float] | None:
+        """The range a followed plot should show: coarse steps (ten per decade), so that
+        most redraws move only the curves, never the axes; the loss without off-scale
+        points."""
+        if name == "loss":
+            scale = self.loss_scale()
+            self._show_legend(scale)
+            if scale.high is None:  # no curve yet: where a cross-entropy starts and falls to
+                scale = LossScale([(np.array(EMPTY_LOSS_RANGE), np.array(EMPTY_LOSS_RANGE))])
+            return scale.log_range() if self.loss_log else scale.linear_range()
+        bounds = span(series.finite()[1] for series in self._series_of(name))
+        if bounds is None:
+            return None
+        if name == "accuracy":
+            return accuracy_range(*bounds)
+        return 0.0, nice_ceiling(bounds[1] * 1.04)
 
     def _keep_ranges(self) -> None:
-        """Set each followed plot's range in coarse steps (ten per decade), so that most
-        redraws move only the curves, never the axes."""
         right = float(self.planned_epochs)
+        for series in self._series_of("loss"):
+            xs = series.finite()[0]
+            if len(xs):
+                right = max(right, math.ceil(float(xs.max())))
         for name in self._plots:
-            bounds = self._bounds(name)
-            if bounds is None:
+            target = self._y_target(name)
+            if target is None:
                 continue
-            low, high, data_right = bounds
-            right = max(right, math.ceil(data_right))
-            if name == "accuracy":
-                target = (max(0.0, 10.0 * math.floor(low / 10.0)),
-                          min(100.0, 10.0 * math.ceil(high / 10.0)) if high > low else 100.0)
-            else:
-                target = (0.0, _nice_ceiling(high * 1.04))
             if target[1] <= target[0]:
                 target = (target[0], target[0] + 1.0)
             if self._following[name] and self._ranges.get(name) != target:
                 self._ranges[name] = target
                 self._plots[name].getPlotItem().setYRange(*target, padding=0)
+                if name == "loss":
+                    axis = self.loss_plot.getPlotItem().getAxis("left")
+                    axis.setTicks(log_ticks(*target) if self.loss_log else None)
         if self._following["loss"] and self._ranges.get("x") != (0.0, right):
             self._ranges["x"] = (0.0, right)
             self.loss_plot.getPlotItem().setXRange(0.0, right, padding=0.02)
+
+    def _show_legend(self, scale: LossScale) -> None:
+        runs = list(self._runs.values())
+        entries = [(plotted.label, self.run_colour(run_id).name())
+                   for run_id, plotted in self._runs.items()
+                   if run_id != "live" or plotted.curves.raw_loss.size or
+                   plotted.curves.series["test_loss"].size or len(runs) == 1]
+        off = [(plotted.label, highest) for plotted, highest in zip(runs, scale.off_scale)
+               if highest is not None]
+        self.legend.set_entries(entries, off)
 
     def values_near(self, plot_name: str, x: float) -> list[tuple[str, float, str]]:
         """(label, value, colour) of every curve of ``plot_name`` at the point nearest ``x``."""

@@ -2,7 +2,9 @@
 
 ``recipe()`` reads the widgets into a validated recipe; ``set_recipe()`` shows one (with
 signals blocked, so showing is never mistaken for editing). The form holds no logic beyond
-mapping widgets to recipe fields.
+mapping widgets to recipe fields: the network's input size is the Build tab's (a recipe that
+names a size hands it over with ``input_size_requested``), and what the "auto" settings will
+be for this run is shown with :meth:`RecipeForm.show_plan`.
 """
 
 from __future__ import annotations
@@ -12,7 +14,6 @@ from typing import Any
 
 from PySide6.QtCore import Qt, Signal
 from PySide6.QtWidgets import (
-    QCheckBox,
     QComboBox,
     QDoubleSpinBox,
     QFileDialog,
@@ -81,8 +82,12 @@ def device_default_recipe() -> Recipe:
     return RECIPE_PRESETS["fmnist-fast"]
 
 
-_AUGMENT_STATES = {True: Qt.CheckState.Checked, False: Qt.CheckState.Unchecked,
-                   None: Qt.CheckState.PartiallyChecked}
+# A setting left to the plan (None), or given.
+AUTO_CHOICES = ((None, "Auto"), (True, "On"), (False, "Off"))
+
+
+def _auto_text(planned: bool | None) -> str:
+    return "Auto" if planned is None else f"Auto ({'on' if planned else 'off'} for this run)"
 
 
 def _combo(name: str, choices) -> QComboBox:
@@ -102,10 +107,11 @@ def _select(combo: QComboBox, value: Any) -> None:
 
 
 class RecipeForm(QWidget):
-    """Dataset, data folder, subset, resize, epochs, batch, optimizer, learning rate and
-    schedule, augmentation, initialisation, device, precision and seed."""
+    """Dataset, data folder, subset, epochs, batch, optimizer, learning rate and schedule,
+    augmentation, precise batch norm, initialisation, device, precision and seed."""
 
     changed = Signal()
+    input_size_requested = Signal(int, str)  # pixels, the undoable edit's label
 
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
@@ -123,7 +129,8 @@ class RecipeForm(QWidget):
     # -- building ------------------------------------------------------------------------
 
     def _make_data_fields(self) -> None:
-        """Dataset, data folder, training subset and resize."""
+        """Dataset, data folder, training subset, and the images' size as the network sees
+        them."""
         self.dataset_combo = _combo("trainDatasetCombo", DATASET_CHOICES)
         self.folder_edit = QLineEdit()
         self.folder_edit.setObjectName("dataFolderEdit")
@@ -141,13 +148,12 @@ class RecipeForm(QWidget):
         self.subset_spin.setSpecialValueText("all")
         self.subset_spin.setToolTip("Training images used (class-balanced); 'all' uses every "
                                     "one. A few thousand make a quick try.")
-        self.resize_spin = QSpinBox()
-        self.resize_spin.setObjectName("resizeSpin")
-        self.resize_spin.setRange(0, 1024)
-        self.resize_spin.setSpecialValueText("as stored")
-        self.resize_spin.setSuffix(" px")
-        self.resize_spin.setToolTip("Square side the images are resized to (the chapter uses "
-                                    "96); 'as stored' keeps the dataset's size and is fastest")
+        self.image_size_label = QLabel()
+        self.image_size_label.setObjectName("imageSizeLabel")
+        self.image_size_label.setWordWrap(True)
+        self.image_size_label.setStyleSheet("color: #5b6474;")
+        self.image_size_label.setToolTip("The network's input size is the Build tab's Input: "
+                                         "change it there (the chapter uses 96)")
 
     def _make_training_fields(self) -> None:
         """Epochs, batch, optimizer and its settings, schedule, augmentation, initialisation."""
@@ -158,6 +164,9 @@ class RecipeForm(QWidget):
         self.batch_spin.setObjectName("batchSpin")
         self.batch_spin.setRange(0, 65_536)
         self.batch_spin.setSpecialValueText("auto")  # 0: chosen for the run's length
+        self.batch_spin.setToolTip("Images per step; 'auto' chooses it for the run's length "
+                                   "(small batches for short runs, so that they take enough "
+                                   "steps to learn)")
         self.optimizer_combo = _combo("optimizerCombo", OPTIMIZER_CHOICES)
         self.lr_spin = QDoubleSpinBox()
         self.lr_spin.setObjectName("lrSpin")
@@ -165,6 +174,8 @@ class RecipeForm(QWidget):
         self.lr_spin.setRange(0.0, 10.0)
         self.lr_spin.setSpecialValueText("auto")  # 0: chosen for the optimizer and batch
         self.lr_spin.setSingleStep(0.01)
+        self.lr_spin.setToolTip("Peak learning rate; 'auto' chooses it for the optimizer and "
+                                "the batch size")
         self.momentum_spin = QDoubleSpinBox()
         self.momentum_spin.setObjectName("momentumSpin")
         self.momentum_spin.setRange(0.0, 0.999)
@@ -181,9 +192,13 @@ class RecipeForm(QWidget):
         self.warmup_spin.setRange(0.0, 1000.0)
         self.warmup_spin.setDecimals(1)
         self.warmup_spin.setSuffix(" epochs")
-        self.augment_check = QCheckBox("random crop and flip")
-        self.augment_check.setTristate(True)  # partly checked: on for long plans only
-        self.augment_check.setObjectName("augmentCheck")
+        self.augment_combo = _combo("augmentCombo", AUTO_CHOICES)
+        self.augment_combo.setToolTip("Random crops and flips of the training images; 'auto' "
+                                      "turns them on for long plans only, where they pay off")
+        self.precise_bn_combo = _combo("preciseBnCombo", AUTO_CHOICES)
+        self.precise_bn_combo.setToolTip(
+            "Recompute the batch-norm statistics over training images before each test; "
+            "'auto' does so for short plans, whose running averages lag behind the weights")
         self.init_combo = _combo("initCombo", INIT_CHOICES)
 
     def _make_machine_fields(self) -> None:
@@ -197,8 +212,9 @@ class RecipeForm(QWidget):
     def _make_buttons(self) -> None:
         self.chapter_button = QPushButton("Chapter recipe")
         self.chapter_button.setObjectName("chapterRecipeButton")
-        self.chapter_button.setToolTip("The D2L chapter's settings: lr 0.05, batch 128, resize "
-                                       "96, plain SGD, Xavier initialisation, no augmentation")
+        self.chapter_button.setToolTip("The D2L chapter's settings: lr 0.05, batch 128, plain "
+                                       "SGD, Xavier initialisation, no augmentation, and a "
+                                       "96-pixel input (set in the Build tab; undoable)")
         self.chapter_button.clicked.connect(self.use_chapter_recipe)
         self.defaults_button = QPushButton("Fast defaults")
         self.defaults_button.setObjectName("deviceDefaultsButton")
@@ -216,7 +232,7 @@ class RecipeForm(QWidget):
         form.addRow("Dataset", self.dataset_combo)
         form.addRow(self.folder_label, folder_row)
         form.addRow("Training images", self.subset_spin)
-        form.addRow("Resize", self.resize_spin)
+        form.addRow("Image size", self.image_size_label)
         form.addRow("Epochs", self.epochs_spin)
         form.addRow("Batch size", self.batch_spin)
         form.addRow("Optimizer", self.optimizer_combo)
@@ -225,7 +241,8 @@ class RecipeForm(QWidget):
         form.addRow("Weight decay", self.weight_decay_spin)
         form.addRow("Schedule", self.schedule_combo)
         form.addRow("Warm-up", self.warmup_spin)
-        form.addRow("Augmentation", self.augment_check)
+        form.addRow("Augmentation", self.augment_combo)
+        form.addRow("Precise batch norm", self.precise_bn_combo)
         form.addRow("Initialisation", self.init_combo)
         form.addRow("Device", self.device_combo)
         form.addRow("Precision", self.precision_combo)
@@ -241,21 +258,25 @@ class RecipeForm(QWidget):
 
     def _connect_edits(self) -> None:
         """Every field's change is one ``changed`` signal."""
-        for widget in (self.subset_spin, self.resize_spin, self.epochs_spin, self.batch_spin,
-                       self.seed_spin):
+        for widget in (self.subset_spin, self.epochs_spin, self.batch_spin, self.seed_spin):
             widget.valueChanged.connect(self._edited)
         for widget in (self.lr_spin, self.momentum_spin, self.weight_decay_spin,
                        self.warmup_spin):
             widget.valueChanged.connect(self._edited)
         for widget in (self.dataset_combo, self.optimizer_combo, self.schedule_combo,
-                       self.init_combo, self.device_combo, self.precision_combo):
+                       self.augment_combo, self.precise_bn_combo, self.init_combo,
+                       self.device_combo, self.precision_combo):
             widget.currentIndexChanged.connect(self._edited)
-        self.augment_check.toggled.connect(self._edited)
         self.folder_edit.editingFinished.connect(self._edited)
 
     # -- recipe <-> widgets --------------------------------------------------------------
 
     def set_recipe(self, recipe: Recipe) -> None:
+        """Show ``recipe``. A size it names (the chapter's 96) goes to the network's input,
+        the one size that trains, through ``input_size_requested``."""
+        if recipe.resize is not None:
+            self.input_size_requested.emit(recipe.resize, f"Input size {recipe.resize}")
+            recipe = recipe.replace(resize=None)
         self._base = recipe
         widgets = self.findChildren(QWidget)
         for widget in widgets:
@@ -268,7 +289,6 @@ class RecipeForm(QWidget):
                 _select(self.dataset_combo, recipe.dataset)
                 self.folder_edit.setText(recipe.data_dir or "")
             self.subset_spin.setValue(recipe.limit_train or 0)
-            self.resize_spin.setValue(recipe.resize or 0)
             self.epochs_spin.setValue(recipe.epochs)
             self.batch_spin.setValue(recipe.batch_size or 0)
             _select(self.optimizer_combo, recipe.optimizer)
@@ -277,7 +297,8 @@ class RecipeForm(QWidget):
             self.weight_decay_spin.setValue(recipe.weight_decay)
             _select(self.schedule_combo, recipe.schedule)
             self.warmup_spin.setValue(recipe.warmup_epochs)
-            self.augment_check.setCheckState(_AUGMENT_STATES[recipe.augment])
+            _select(self.augment_combo, recipe.augment)
+            _select(self.precise_bn_combo, recipe.precise_bn)
             _select(self.init_combo, recipe.init)
             _select(self.device_combo, recipe.device)
             _select(self.precision_combo, recipe.precision)
@@ -305,7 +326,7 @@ class RecipeForm(QWidget):
             dataset=dataset,
             data_dir=data_dir,
             limit_train=self.subset_spin.value() or None,
-            resize=self.resize_spin.value() or None,
+            resize=None,  # the network's input size trains (the Build tab's Input)
             epochs=self.epochs_spin.value(),
             batch_size=self.batch_spin.value() or None,
             optimizer=self.optimizer_combo.currentData(),
@@ -314,8 +335,8 @@ class RecipeForm(QWidget):
             weight_decay=float(self.weight_decay_spin.value()),
             schedule=self.schedule_combo.currentData(),
             warmup_epochs=float(self.warmup_spin.value()),
-            augment={state: value for value, state in _AUGMENT_STATES.items()}[
-                self.augment_check.checkState()],
+            augment=self.augment_combo.currentData(),
+            precise_bn=self.precise_bn_combo.currentData(),
             init=self.init_combo.currentData(),
             device=self.device_combo.currentData(),
             precision=self.precision_combo.currentData(),
@@ -323,7 +344,8 @@ class RecipeForm(QWidget):
         ))
 
     def use_chapter_recipe(self) -> None:
-        """The chapter's settings; the dataset, data folder and subset stay as chosen."""
+        """The chapter's settings, and its 96-pixel input for the network (an undoable edit
+        in the Build tab); the dataset, data folder and subset stay as chosen."""
         current = self._current_or_base()
         self.set_recipe(CHAPTER_RECIPE.replace(
             dataset=current.dataset, data_dir=current.data_dir,
@@ -335,6 +357,28 @@ class RecipeForm(QWidget):
         self.set_recipe(device_default_recipe().replace(
             dataset=current.dataset, data_dir=current.data_dir,
             limit_train=current.limit_train, limit_test=current.limit_test))
+
+    def show_plan(self, planned: Recipe | None, image_size_text: str) -> None:
+        """Say what "auto" will choose for this run (``planned``: the recipe with every auto
+        setting chosen, None when the run's length is not known yet) and the images' size."""
+        self.image_size_label.setText(image_size_text)
+        if planned is None:
+            batch, lr = "auto", "auto"
+        else:
+            batch, lr = f"auto ({planned.batch_size})", f"auto ({planned.lr:.4g})"
+        self.batch_spin.setSpecialValueText(batch)
+        self.lr_spin.setSpecialValueText(lr)
+        for combo, value in ((self.augment_combo, planned and planned.augment),
+                             (self.precise_bn_combo, planned and planned.precise_bn)):
+            combo.setItemText(combo.findData(None), _auto_text(
+                None if planned is None else bool(value)))
+
+    def set_data_folder(self, folder: str) -> None:
+        """Where the built-in datasets are kept (File > Data folder, ``--data-dir``); an image
+        folder being trained on stays."""
+        if self.dataset_combo.currentData() != "folder" and self.folder_edit.text() != folder:
+            self.folder_edit.setText(folder)
+            self._edited()
 
     def set_enabled_for_run(self, idle: bool) -> None:
         for child in self.findChildren(QWidget):

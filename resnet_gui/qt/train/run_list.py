@@ -28,7 +28,9 @@ STATUS_TEXT = {
     "max_steps": "step limit",
     "diverged": "diverged",
     "error": "error",
+    "did_not_learn": "did not learn",
 }
+STATUS_COLOURS = {"error": "#b00020", "diverged": "#b00020", "did_not_learn": "#b45309"}
 
 
 def format_duration(seconds: float) -> str:
@@ -89,6 +91,8 @@ class RunList(QWidget):
         layout.addWidget(self.tree)
         layout.addLayout(buttons)
         self.live_run_id: str | None = None
+        # What the live run's row shows between its saves: (seconds, epochs done, state).
+        self._live_progress: tuple[float, float, str] | None = None
         self._update_buttons()
 
     # -- content -------------------------------------------------------------------------
@@ -150,8 +154,18 @@ class RunList(QWidget):
             self.tree.blockSignals(False)
 
     def set_live_run(self, run_id: str | None) -> None:
+        if run_id != self.live_run_id:
+            self._live_progress = None
         self.live_run_id = run_id
         self._update_buttons()
+
+    def set_live_progress(self, seconds: float, epochs: float, state: str) -> None:
+        """The live run's time, epochs and state ("running", "paused"), between the epoch
+        ends at which its record is saved."""
+        self._live_progress = (seconds, epochs, state)
+        item = self._item(self.live_run_id) if self.live_run_id else None
+        if item is not None:
+            self._fill_live(item, int(item.text(3).split("/")[-1] or 0))
 
     # -- internals -----------------------------------------------------------------------
 
@@ -185,6 +199,8 @@ class RunList(QWidget):
         if summary.status == "running" and not live:
             status = "interrupted"  # no live trainer: the process ended mid-run
         item.setText(4, status)
+        if live and summary.status == "running":
+            self._fill_live(item, summary.epochs_planned)
         item.setText(5, summary.created_text)
         recipe_hint = f"{summary.dataset}, {summary.epochs_planned} epochs"
         tip = f"{summary.name} · {recipe_hint}"
@@ -192,8 +208,21 @@ class RunList(QWidget):
             tip += f"\n{summary.message}"
         for column in range(len(COLUMNS)):
             item.setToolTip(column, tip)
-        if summary.status in ("error", "diverged"):
-            item.setForeground(4, QColor("#b00020"))
+        if summary.status in STATUS_COLOURS:
+            item.setForeground(4, QColor(STATUS_COLOURS[summary.status]))
+
+    def _fill_live(self, item: QTreeWidgetItem, epochs_planned: int) -> None:
+        if self._live_progress is None:
+            return
+        seconds, epochs, state = self._live_progress
+        blocked = self.tree.blockSignals(True)  # a text change is no tick
+        try:
+            item.setText(2, format_duration(seconds))
+            item.setText(3, f"{epochs:.1f}/{epochs_planned}" if epochs % 1 else
+                         f"{int(epochs)}/{epochs_planned}")
+            item.setText(4, state)
+        finally:
+            self.tree.blockSignals(blocked)
 
     def _item_changed(self, item: QTreeWidgetItem, column: int) -> None:
         if column == 0:
