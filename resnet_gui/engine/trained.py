@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from resnet_gui.arch.model import Architecture
+from resnet_gui.arch.numbers import finite_or_none
 from resnet_gui.arch.recipe import Recipe
 from resnet_gui.engine.checkpoint import checkpoint_architecture, load_checkpoint, load_weights
 from resnet_gui.engine.data import (
@@ -29,6 +30,8 @@ from resnet_gui.engine.data import (
     resize_and_normalise,
 )
 from resnet_gui.engine.model import ResNet, build_model
+from resnet_gui.engine.runs import CHECKPOINT_FILE, RUN_FILE, Run, RunLog, RunStore
+from resnet_gui.engine.telemetry import TelemetryHistory
 from resnet_gui.errors import CheckpointError, DataError, UserError
 
 PREPROCESSING_KEY = "preprocessing"
@@ -215,3 +218,62 @@ def load_trained(path: str | os.PathLike) -> TrainedNetwork:
     model = build_model(arch)
     load_weights(model, path, checkpoint)
     return TrainedNetwork(path, arch, model.eval(), preprocessing, checkpoint)
+
+
+def run_of_checkpoint(store: RunStore, trained: TrainedNetwork) -> Run:
+    """The stored run this checkpoint belongs to: the run whose own checkpoint it is, or the
+    run it was imported as before (same file, same step); else it is imported now as a new
+    run with its architecture, recipe, results and the curves the checkpoint carries. The
+    checkpoint stays where it is (deleting the run never deletes it)."""
+    path = trained.path.resolve()
+    if path.name == CHECKPOINT_FILE and path.parent.parent == store.root.resolve() and \
+            (path.parent / RUN_FILE).is_file():
+        return store.load(path.parent.name)
+    checkpoint = trained.checkpoint
+    step = _count(checkpoint.get("step"))
+    for summary in store.list():
+        if summary.checkpoint and Path(summary.checkpoint).resolve() == path and \
+                summary.steps == step:
+            return store.load(summary.run_id)
+    recipe = trained.recipe
+    log = RunLog.from_checkpoint(checkpoint.get("curves"), step)
+    try:
+        log.telemetry = TelemetryHistory.from_checkpoint(checkpoint.get("telemetry"), step)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        pass  # telemetry is for showing: a damaged record leaves the heatmap empty
+    run = store.create(trained.arch, recipe)
+    summary = replace(run.summary, created=path.stat().st_mtime, **_results(checkpoint, recipe,
+                                                                            log, step, path))
+    run = replace(run, summary=summary, log=log)
+    store.save(run)
+    return run
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return finite_or_none(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _results(checkpoint: dict[str, Any], recipe: Recipe, log: RunLog, step: int, path: Path
+             ) -> dict[str, Any]:
+    """The run-list fields of a checkpoint: how far it got and what it reached."""
+    epochs = _count(checkpoint.get("epoch"))
+    if epochs >= recipe.epochs:
+        status = "completed"
+    elif recipe.max_steps and step >= recipe.max_steps:
+        status = "max_steps"
+    else:
+        status = "stopped"
+    seconds = [value for value in log.epochs["seconds"] if value is not None]
+    speeds = [value for value in log.epochs["examples_per_sec"] if value is not None]
+    return {"status": status, "epochs_done": epochs, "steps": step,
+            "test_accuracy": _number(checkpoint.get("last_test_accuracy")),
+            "train_accuracy": _number(checkpoint.get("last_train_accuracy")),
+            "seconds": float(sum(seconds)), "examples_per_sec": speeds[-1] if speeds else None,
+            "message": f"opened from {path}", "checkpoint": str(path)}
