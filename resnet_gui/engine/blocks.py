@@ -63,12 +63,13 @@ class BlockWatch:
             return
         for name, block in self.blocks:
             parts = self._parts.setdefault(name, {})
-            self._handles.append(block.register_forward_pre_hook(self._keep(parts, "input")))
+            self._handles.append(block.register_forward_pre_hook(
+                self._keep(block, parts, "input")))
             self._handles.append(block.branch_end_module().register_forward_hook(
-                self._keep(parts, "branch")))
+                self._keep(block, parts, "branch")))
             if block.downsample is not None:
                 self._handles.append(block.downsample.register_forward_hook(
-                    self._keep(parts, "shortcut")))
+                    self._keep(block, parts, "shortcut")))
             self._handles.append(block.register_forward_hook(self._report(name, block, parts)))
 
     def disarm(self) -> None:
@@ -87,9 +88,11 @@ class BlockWatch:
     def _wanted(self, module: nn.Module) -> bool:
         return not self.training_only or (module.training and torch.is_grad_enabled())
 
-    def _keep(self, parts: dict[str, torch.Tensor], key: str):
+    def _keep(self, block: ResidualBlock, parts: dict[str, torch.Tensor], key: str):
+        # The block's mode decides for all its parts: a frozen (fine-tuned) block keeps its
+        # batch norms in eval mode while the block itself trains.
         def hook(module: nn.Module, args, output=None) -> None:
-            if self._wanted(module):
+            if self._wanted(block):
                 parts[key] = args[0] if key == "input" else output
         return hook
 

@@ -29,6 +29,7 @@ from resnet_gui.engine.data import (
     read_image,
     resize_and_normalise,
 )
+from resnet_gui.engine.inspect import eval_mode
 from resnet_gui.engine.model import ResNet, build_model
 from resnet_gui.engine.runs import CHECKPOINT_FILE, RUN_FILE, Run, RunLog, RunStore
 from resnet_gui.engine.telemetry import TelemetryHistory
@@ -155,18 +156,27 @@ class TrainedNetwork:
             return self.model.eval()(self.preprocessing.batch_maker()(images))
 
     def classify(self, paths: list[str], top: int = 5) -> list[Prediction]:
-        names = self.preprocessing.class_names
-        count = min(max(1, top), len(names))
-        predictions = []
-        for path in paths:
-            probabilities = self.logits(self.preprocessing.read(path)).softmax(dim=1)[0]
-            values, indices = probabilities.topk(count)
-            predictions.append(Prediction(str(path), tuple(
-                (names[int(i)], float(v)) for v, i in zip(values, indices))))
-        return predictions
+        return [Prediction(str(path), top_classes(self.model, self.preprocessing,
+                                                  self.preprocessing.read(path), top))
+                for path in paths]
 
     def with_preprocessing(self) -> WithPreprocessing:
         return WithPreprocessing(self.model, self.preprocessing).eval()
+
+
+def top_classes(model: nn.Module, preprocessing: Preprocessing, images: torch.Tensor,
+                top: int = 5) -> tuple[tuple[str, float], ...]:
+    """The ``top`` most probable classes, with their probabilities, of one uint8 image
+    (1, C, H, W) at the dataset's image size, prepared as training prepared its test images:
+    what ``predict`` prints and the Inspect tab shows for an image file."""
+    names = preprocessing.class_names
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else "cpu"
+    with torch.no_grad(), eval_mode(model):
+        logits = model(preprocessing.batch_maker(device)(images))
+    probabilities = logits.float().softmax(dim=1)[0].cpu()
+    values, indices = probabilities.topk(min(max(1, top), len(names)))
+    return tuple((names[int(i)], float(v)) for v, i in zip(values, indices))
 
 
 def checkpoint_recipe(checkpoint: dict[str, Any], path: str | os.PathLike) -> Recipe:
