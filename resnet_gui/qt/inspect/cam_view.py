@@ -145,6 +145,7 @@ class MistakeView(QWidget):
     def __init__(self, parent: QWidget | None = None) -> None:
         super().__init__(parent)
         self.setObjectName("mistakeView")
+        self.cams: tuple = ()  # the ClassActivationMaps shown: (said, truth)
         self.graphics = pg.GraphicsLayoutWidget()
         self.graphics.setBackground("w")
         self.said = CamPicture(self.graphics.ci, 0, 0)
@@ -161,6 +162,7 @@ class MistakeView(QWidget):
     def show_maps(self, image: np.ndarray, said, truth, names: tuple[str, ...], index: int,
                   where: str) -> None:
         """``said`` and ``truth`` are ClassActivationMaps of the predicted and true class."""
+        self.cams = (said, truth)
         def name(label: int) -> str:
             return names[label] if 0 <= label < len(names) else str(label)
 

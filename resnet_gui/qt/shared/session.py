@@ -362,9 +362,11 @@ class TrainingSession(QObject):
             raise UserError("a run is live; stop it before opening a checkpoint")
         self._opened = (trained.model, trained.arch, f"trained network from {trained.path.name}",
                         trained.preprocessing)
+        recipe = run.recipe_spec()
         self.runs_changed.emit()
-        self.recipe_reopened.emit(run.recipe_spec())
+        self.recipe_reopened.emit(recipe)
         self.architecture_changed.emit()
+        self.ensure_images(recipe)  # its own test images, if others were loaded
 
     @staticmethod
     def _fit(arch: Architecture, data: Any, recipe: Recipe | None) -> Architecture:
