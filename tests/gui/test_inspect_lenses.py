@@ -29,7 +29,7 @@ pytestmark = pytest.mark.timeout(90)
 
 
 def open_inspect(qtbot, window):
-    inspect = window.findChild(type(panel(window)).__mro__[1], "inspectPanel")
+    inspect = window.training_tabs.inspect
     window.tabs.setCurrentWidget(inspect)
     qtbot.waitUntil(lambda: inspect.feature_maps.images is not None
                     and bool(inspect.feature_maps.layer_names()), timeout=20_000)

@@ -73,11 +73,11 @@ class InspectLenses(QObject):
     def on_probe_requested(self, layer: str, image_index: int) -> None:
         """A layer or test image was chosen: an image file stays shown through a change of
         layer; choosing a test image goes back to the test images."""
-        if self.image is not None and image_index == self._test_image:
+        chosen, self._test_image = self._test_image, image_index
+        if self.image is not None and chosen in (None, image_index):
             self.look_at_image()
             return
         self.image = None
-        self._test_image = image_index
         self.session.request_probe(layer, image_index)
 
     def back_to_test_images(self) -> None:
