@@ -70,7 +70,7 @@ def test_a_block_shows_shortcut_branch_sum_and_output_on_one_scale(qtbot, window
     low, high = view.levels
     assert low == -high and high > 0  # x and F(x) are signed: one scale, centred on zero
     assert view.row_items["shortcut"].image.shape[1] == TINY_WIDTHS[1] * 7 - 1  # 12 6x6 tiles
-    assert "projection shortcut" in view.info_label.text() and "untrained" in \
+    assert "reshaping shortcut" in view.info_label.text() and "untrained" in \
         view.info_label.text()
     assert probe.decomposition is not None
 

@@ -1,6 +1,7 @@
 """Inside a residual block: y = act(x + F(x)) as four rows of channel maps (issue 12.2).
 
-For the chosen test image: the shortcut x (after the projection, where the block has one),
+For the chosen test image: the shortcut x (after the projection, zero-padding or pooling that
+brings it to the output's shape, where the block has one),
 the residual branch F(x), their sum and the block's output, channel by channel, on one colour
 scale, each row with its L2 norm beside it. The rows come with the feature probe (the
 worker's at an epoch end, or the idle network's), so this view only draws.
@@ -24,14 +25,15 @@ HINT = ("Choose a residual block in the layer tree (a row such as layer2.0) to s
 
 
 def row_titles(kind: str, projected: bool) -> dict[str, str]:
-    """What each row is, in the words of y = act(x + F(x))."""
-    preactivation = kind.startswith("preact")
+    """What each row is, in the words of y = act(x + F(x)); s(x) where the shortcut brings x
+    to the output's shape (a projection, zero-padding or pooling)."""
+    x = "s(x)" if projected else "x"
     return {
-        "shortcut": "x, the shortcut" + (" (after its projection)" if projected else ""),
-        "branch": "F(x), the residual branch",
-        "sum": "x + F(x)",
-        "output": ("output (the sum: a pre-activation block has no ReLU after it)"
-                   if preactivation else "output, ReLU(x + F(x))"),
+        "shortcut": f"{x}: the shortcut" + (" (x reshaped)" if projected else ""),
+        "branch": "F(x): the residual branch",
+        "sum": f"{x} + F(x): the sum",
+        "output": ("output (the sum: no ReLU after it in a pre-activation block)"
+                   if kind.startswith("preact") else f"output: ReLU({x} + F(x))"),
     }
 
 
@@ -81,8 +83,8 @@ class BlockView(QWidget):
         self.row_items: dict[str, pg.ImageItem] = {}
         self.row_boxes: dict[str, pg.ViewBox] = {}
         for index, row in enumerate(ROWS):
-            label = self.graphics.addLabel("", row=index, col=0, color="#222", justify="right")
-            label.setFixedWidth(230)
+            label = self.graphics.addLabel("", row=index, col=0, color="#222", justify="left")
+            label.setFixedWidth(300)
             box = self.graphics.addViewBox(row=index, col=1, lockAspect=True, invertY=True,
                                            enableMouse=False)
             item = pg.ImageItem(axisOrder="row-major")
@@ -118,7 +120,7 @@ class BlockView(QWidget):
         self._label_rows()
         self.info_label.setText(
             f"<b>{probe.layer}</b> ({decomposition.kind} block"
-            f"{', projection shortcut' if decomposition.projected else ', identity shortcut'}) · "
+            f"{', reshaping shortcut' if decomposition.projected else ', identity shortcut'}) · "
             f"{self._subject(probe)} · {source} · one colour scale for the four rows")
         self._draw()
 
@@ -140,7 +142,7 @@ class BlockView(QWidget):
         for row in ROWS:
             text = f"‖·‖ = {norms[row]:.4g}"
             if row == "branch" and norms["shortcut"] > 0:
-                text += f" ({norms['branch'] / norms['shortcut']:.2f} × ‖x‖)"
+                text += f", {norms['branch'] / norms['shortcut']:.2f} × the shortcut's"
             self.norm_texts[row] = text
             self.row_labels[row].setText(f"<b>{titles[row]}</b><br>{text}")
 
