@@ -20,7 +20,7 @@ from torch import nn
 
 from resnet_gui.engine.blocks import block_decomposition
 from resnet_gui.engine.events import ClassActivationMap, FeatureProbe
-from resnet_gui.engine.inspect import eval_mode, named_layer, unwrap_compiled
+from resnet_gui.engine.inspect import eval_mode, named_layer, probe_image, unwrap_compiled
 from resnet_gui.engine.model import ResidualBlock
 from resnet_gui.errors import UserError
 
@@ -103,3 +103,13 @@ def with_block_views(model: nn.Module, probe: FeatureProbe) -> FeatureProbe:
     if probe.maps.ndim == 3 and probe.maps.shape[1] * probe.maps.shape[2] > 1:
         cam = grad_cam(model, image, probe.layer, probe.predicted)
     return replace(probe, decomposition=decomposition, cam=cam)
+
+
+def probe_prepared_image(model: nn.Module, image: torch.Tensor, layer: str) -> FeatureProbe:
+    """``layer``'s maps, the prediction and the block views for one prepared image
+    (1, C, H, W) from outside the test set (an image file): no index, no known label (-1)."""
+    maps, predicted = probe_image(model, image, layer)
+    probe = FeatureProbe(layer=layer, image_index=-1,
+                         image=image[0].detach().float().cpu().numpy().astype(np.float32),
+                         maps=maps, label=-1, predicted=predicted)
+    return with_block_views(model, probe)

@@ -457,10 +457,12 @@ class TrainingLoop:
         self.window.reset()
         self.last_report = now
         state = self.state
-        self.trainer.emit("on_batch_end", StepEnd(
+        event = StepEnd(
             epoch=state.epoch, step=state.step, batch=state.batch_in_epoch,
             epoch_progress=state.epoch + state.position / max(self.num_train, 1), loss=loss,
-            accuracy=accuracy, lr=self._lr(), examples_per_sec=self.timing.throughput()))
+            accuracy=accuracy, lr=self._lr(), examples_per_sec=self.timing.throughput())
+        state.curves.add_step(event)
+        self.trainer.emit("on_batch_end", event)
 
     def _lr(self) -> float:
         return float(self.optimizer.param_groups[0]["lr"])
@@ -495,12 +497,14 @@ class TrainingLoop:
         state.start_next_epoch()
         throughput = self.timing.epoch_throughput()
         seconds = self.timing.next_epoch()
-        self.trainer.emit("on_epoch_end", EpochEnd(
+        event = EpochEnd(
             epoch=finished_epoch, step=state.step, train_loss=state.last_train[0],
             train_accuracy=state.last_train[1], test_loss=evaluation.loss,
             test_accuracy=evaluation.accuracy, lr=self._lr(),
             seconds=seconds, examples_per_sec=throughput, evaluation=evaluation,
-            probe=probe, checkpoint=str(self.checkpoint_path) if self.checkpoint_path else None))
+            probe=probe, checkpoint=str(self.checkpoint_path) if self.checkpoint_path else None)
+        state.curves.add_epoch(event)
+        self.trainer.emit("on_epoch_end", event)
         self.save()
 
     def finish(self) -> TrainEnd:

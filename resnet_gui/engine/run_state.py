@@ -15,6 +15,7 @@ from typing import Any
 import torch
 
 from resnet_gui.arch.recipe import MAX_BATCH_SIZE, Recipe
+from resnet_gui.engine.runs import RunLog
 from resnet_gui.engine.telemetry import TelemetryHistory
 
 
@@ -73,6 +74,8 @@ class RunState:
     last_test_accuracy: float = math.nan
     first_loss: float = math.nan  # the training loss the run started from (see verdict.py)
     telemetry: TelemetryHistory = field(default_factory=TelemetryHistory)  # per-block samples
+    # The step and epoch reports so far: a checkpoint opened elsewhere shows its curves.
+    curves: RunLog = field(default_factory=RunLog)
 
     def __post_init__(self) -> None:
         self.sums = RunningSums(self.device)
@@ -102,6 +105,7 @@ class RunState:
             # Bit-exact resume on the CPU needs the same thread count (reductions split by it).
             "threads": torch.get_num_threads(),
             "telemetry": self.telemetry.to_checkpoint() if len(self.telemetry) else None,
+            "curves": self.curves.to_checkpoint(),
         }
 
     @classmethod
@@ -126,6 +130,7 @@ class RunState:
         state.first_loss = _finite(checkpoint.get("first_loss"))
         state.telemetry = TelemetryHistory.from_checkpoint(checkpoint.get("telemetry"),
                                                            max_step=state.step)
+        state.curves = RunLog.from_checkpoint(checkpoint.get("curves"), state.step)
         _restore_rng(checkpoint["rng"], device)
         return state
 

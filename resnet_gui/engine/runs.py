@@ -13,6 +13,7 @@ window never waits on the disk. No Qt here: the command line can record runs the
 from __future__ import annotations
 
 import json
+import math
 import os
 import secrets
 import shutil
@@ -20,6 +21,8 @@ import time
 from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
+
+import torch
 
 from resnet_gui.engine.data import user_data_dir
 from resnet_gui.engine.events import (
@@ -52,6 +55,7 @@ EPOCH_FIELDS = (
     "epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr",
     "seconds", "examples_per_sec",
 )
+CHECKPOINT_STEP_LIMIT = 4000  # step reports a checkpoint keeps of its curves
 
 
 def default_runs_dir() -> Path:
@@ -107,6 +111,39 @@ class RunLog:
         return {"steps": self.steps, "epochs": self.epochs,
                 "telemetry": self.telemetry.to_json()}
 
+    # -- in a checkpoint: the curves travel with the network (telemetry has its own field) --
+
+    def to_checkpoint(self, limit: int = CHECKPOINT_STEP_LIMIT) -> dict[str, torch.Tensor]:
+        """The step and epoch columns as float64 tensors (NaN for a missing value), at most
+        ``limit`` step reports, evenly chosen with the last kept."""
+        steps = _column_tensor(self.steps, STEP_FIELDS)
+        if len(steps) > limit:
+            keep = torch.linspace(0, len(steps) - 1, limit).round().long().unique()
+            steps = steps[keep]
+        return {"steps": steps, "epochs": _column_tensor(self.epochs, EPOCH_FIELDS)}
+
+    @classmethod
+    def from_checkpoint(cls, saved: Any, max_step: int) -> "RunLog":
+        """The curves a checkpoint carries, up to step ``max_step``; empty where it carries
+        none or they cannot be read (they are for showing, and never stop a resume)."""
+        log = cls()
+        if not isinstance(saved, dict):
+            return log
+        for name, columns, fields in (("steps", log.steps, STEP_FIELDS),
+                                      ("epochs", log.epochs, EPOCH_FIELDS)):
+            table = saved.get(name)
+            if not (isinstance(table, torch.Tensor) and table.ndim == 2
+                    and table.shape[1] == len(fields) and table.is_floating_point()):
+                continue
+            for row in table.tolist():
+                if not (math.isfinite(row[fields.index("step")])
+                        and 0 <= row[fields.index("step")] <= max_step):
+                    continue
+                for key, value in zip(fields, row):
+                    columns[key].append(int(value) if key in ("step", "epoch")
+                                        else finite_or_none(value))
+        return log
+
     @classmethod
     def from_dict(cls, data: Any) -> "RunLog":
         log = cls()
@@ -120,6 +157,13 @@ class RunLog:
                 columns[k] = list((stored.get(k) or [])[:length])
         log.telemetry = TelemetryHistory.from_json(data.get("telemetry"))
         return log
+
+
+def _column_tensor(columns: dict[str, list], fields: tuple[str, ...]) -> torch.Tensor:
+    length = min((len(columns[name]) for name in fields), default=0)
+    rows = [[math.nan if columns[name][i] is None else float(columns[name][i])
+             for name in fields] for i in range(length)]
+    return torch.tensor(rows, dtype=torch.float64).reshape(length, len(fields))
 
 
 @dataclass(frozen=True)

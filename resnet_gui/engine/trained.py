@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import math
 import os
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
@@ -19,6 +19,7 @@ import torch
 from torch import nn
 
 from resnet_gui.arch.model import Architecture
+from resnet_gui.arch.numbers import finite_or_none
 from resnet_gui.arch.recipe import Recipe
 from resnet_gui.engine.checkpoint import checkpoint_architecture, load_checkpoint, load_weights
 from resnet_gui.engine.data import (
@@ -28,7 +29,10 @@ from resnet_gui.engine.data import (
     read_image,
     resize_and_normalise,
 )
+from resnet_gui.engine.inspect import eval_mode
 from resnet_gui.engine.model import ResNet, build_model
+from resnet_gui.engine.runs import CHECKPOINT_FILE, RUN_FILE, Run, RunLog, RunStore
+from resnet_gui.engine.telemetry import TelemetryHistory
 from resnet_gui.errors import CheckpointError, DataError, UserError
 
 PREPROCESSING_KEY = "preprocessing"
@@ -152,18 +156,27 @@ class TrainedNetwork:
             return self.model.eval()(self.preprocessing.batch_maker()(images))
 
     def classify(self, paths: list[str], top: int = 5) -> list[Prediction]:
-        names = self.preprocessing.class_names
-        count = min(max(1, top), len(names))
-        predictions = []
-        for path in paths:
-            probabilities = self.logits(self.preprocessing.read(path)).softmax(dim=1)[0]
-            values, indices = probabilities.topk(count)
-            predictions.append(Prediction(str(path), tuple(
-                (names[int(i)], float(v)) for v, i in zip(values, indices))))
-        return predictions
+        return [Prediction(str(path), top_classes(self.model, self.preprocessing,
+                                                  self.preprocessing.read(path), top))
+                for path in paths]
 
     def with_preprocessing(self) -> WithPreprocessing:
         return WithPreprocessing(self.model, self.preprocessing).eval()
+
+
+def top_classes(model: nn.Module, preprocessing: Preprocessing, images: torch.Tensor,
+                top: int = 5) -> tuple[tuple[str, float], ...]:
+    """The ``top`` most probable classes, with their probabilities, of one uint8 image
+    (1, C, H, W) at the dataset's image size, prepared as training prepared its test images:
+    what ``predict`` prints and the Inspect tab shows for an image file."""
+    names = preprocessing.class_names
+    parameter = next(model.parameters(), None)
+    device = parameter.device if parameter is not None else "cpu"
+    with torch.no_grad(), eval_mode(model):
+        logits = model(preprocessing.batch_maker(device)(images))
+    probabilities = logits.float().softmax(dim=1)[0].cpu()
+    values, indices = probabilities.topk(min(max(1, top), len(names)))
+    return tuple((names[int(i)], float(v)) for v, i in zip(values, indices))
 
 
 def checkpoint_recipe(checkpoint: dict[str, Any], path: str | os.PathLike) -> Recipe:
@@ -215,3 +228,62 @@ def load_trained(path: str | os.PathLike) -> TrainedNetwork:
     model = build_model(arch)
     load_weights(model, path, checkpoint)
     return TrainedNetwork(path, arch, model.eval(), preprocessing, checkpoint)
+
+
+def run_of_checkpoint(store: RunStore, trained: TrainedNetwork) -> Run:
+    """The stored run this checkpoint belongs to: the run whose own checkpoint it is, or the
+    run it was imported as before (same file, same step); else it is imported now as a new
+    run with its architecture, recipe, results and the curves the checkpoint carries. The
+    checkpoint stays where it is (deleting the run never deletes it)."""
+    path = trained.path.resolve()
+    if path.name == CHECKPOINT_FILE and path.parent.parent == store.root.resolve() and \
+            (path.parent / RUN_FILE).is_file():
+        return store.load(path.parent.name)
+    checkpoint = trained.checkpoint
+    step = _count(checkpoint.get("step"))
+    for summary in store.list():
+        if summary.checkpoint and Path(summary.checkpoint).resolve() == path and \
+                summary.steps == step:
+            return store.load(summary.run_id)
+    recipe = trained.recipe
+    log = RunLog.from_checkpoint(checkpoint.get("curves"), step)
+    try:
+        log.telemetry = TelemetryHistory.from_checkpoint(checkpoint.get("telemetry"), step)
+    except (KeyError, TypeError, ValueError, AttributeError):
+        pass  # telemetry is for showing: a damaged record leaves the heatmap empty
+    run = store.create(trained.arch, recipe)
+    summary = replace(run.summary, created=path.stat().st_mtime, **_results(checkpoint, recipe,
+                                                                            log, step, path))
+    run = replace(run, summary=summary, log=log)
+    store.save(run)
+    return run
+
+
+def _count(value: Any) -> int:
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else 0
+
+
+def _number(value: Any) -> float | None:
+    try:
+        return finite_or_none(value)
+    except (TypeError, ValueError):
+        return None
+
+
+def _results(checkpoint: dict[str, Any], recipe: Recipe, log: RunLog, step: int, path: Path
+             ) -> dict[str, Any]:
+    """The run-list fields of a checkpoint: how far it got and what it reached."""
+    epochs = _count(checkpoint.get("epoch"))
+    if epochs >= recipe.epochs:
+        status = "completed"
+    elif recipe.max_steps and step >= recipe.max_steps:
+        status = "max_steps"
+    else:
+        status = "stopped"
+    seconds = [value for value in log.epochs["seconds"] if value is not None]
+    speeds = [value for value in log.epochs["examples_per_sec"] if value is not None]
+    return {"status": status, "epochs_done": epochs, "steps": step,
+            "test_accuracy": _number(checkpoint.get("last_test_accuracy")),
+            "train_accuracy": _number(checkpoint.get("last_train_accuracy")),
+            "seconds": float(sum(seconds)), "examples_per_sec": speeds[-1] if speeds else None,
+            "message": f"opened from {path}", "checkpoint": str(path)}

@@ -18,6 +18,7 @@ from resnet_gui.arch import serialize
 from resnet_gui.arch.document import Document
 from resnet_gui.arch.presets import PRESETS, build_preset
 from resnet_gui.errors import UserError
+from resnet_gui.qt.checkpoints import is_checkpoint, open_checkpoint
 from resnet_gui.qt.preset_dialog import PresetDialog
 from resnet_gui.qt.shared.icons import icon
 from resnet_gui.qt.shared.widgets import make_action
@@ -26,7 +27,9 @@ if TYPE_CHECKING:
     from resnet_gui.qt.main_window import MainWindow
 
 MAX_RECENT = 8
-FILE_FILTER = "Architecture JSON (*.json);;All files (*)"
+FILE_FILTER = ("Architecture or checkpoint (*.json *.pt *.pth);;Architecture JSON (*.json);;"
+               "Checkpoint (*.pt *.pth);;All files (*)")
+SAVE_FILTER = "Architecture JSON (*.json);;All files (*)"
 PIXMAP = QStyle.StandardPixmap
 
 
@@ -42,7 +45,7 @@ class DocumentFiles:
                                       "newAction")
         self.open_action = make_action(window, "&Open…", self.open_dialog,
                                        QKeySequence.StandardKey.Open,
-                                       "Open an architecture JSON file",
+                                       "Open an architecture JSON file or a checkpoint",
                                        PIXMAP.SP_DialogOpenButton, "openAction")
         self.save_action = make_action(window, "&Save", self.save, QKeySequence.StandardKey.Save,
                                        "Save the architecture as JSON",
@@ -115,6 +118,8 @@ class DocumentFiles:
             self.open_file(path)
 
     def open_file(self, path: str | Path, ask: bool = True) -> bool:
+        if is_checkpoint(path):  # a trained network: its architecture, run and weights
+            return open_checkpoint(self.window, path, ask)
         if self.document.locked or (ask and not self.maybe_save()):
             return False
         try:
@@ -193,7 +198,8 @@ def last_folder(settings) -> str:
 
 
 def ask_open_path(parent: QWidget, folder: str) -> str:
-    path, _ = QFileDialog.getOpenFileName(parent, "Open architecture", folder, FILE_FILTER)
+    path, _ = QFileDialog.getOpenFileName(parent, "Open architecture or checkpoint", folder,
+                                          FILE_FILTER)
     return path
 
 

@@ -29,7 +29,7 @@ from resnet_gui import __version__
 from resnet_gui.arch.document import Document
 from resnet_gui.arch.model import Architecture
 from resnet_gui.arch.resolve import locate_architecture
-from resnet_gui.qt import files
+from resnet_gui.qt import checkpoints, files
 from resnet_gui.qt.build.actions import BuildActions
 from resnet_gui.qt.build.tab import BuildTab
 from resnet_gui.qt.export import Exports
@@ -98,6 +98,7 @@ class MainWindow(QMainWindow):
         # Ctrl+Z undoes the network's last edit from any field whose value was applied.
         self.field_undo = FieldUndo((self.build_actions.undo, self.build_actions.redo), self)
         self.field_undo.watch(self)
+        self.setAcceptDrops(True)  # checkpoints, architectures and images (qt/checkpoints.py)
 
     def _name_the_build_tab_parts(self) -> None:
         """The Build tab's parts as the window's attributes (tests, benchmarks, the status bar)."""
@@ -249,6 +250,12 @@ class MainWindow(QMainWindow):
     def open_file(self, path: str | Path, ask: bool = True) -> bool:
         return self.files.open_file(path, ask)
 
+    def dragEnterEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        checkpoints.drag_enter(self, event)
+
+    def dropEvent(self, event) -> None:  # noqa: N802 (Qt naming)
+        checkpoints.drop(self, event)
+
     def save(self) -> bool:
         return self.files.save()
 
@@ -275,7 +282,7 @@ class MainWindow(QMainWindow):
         return files.ask_open_path(self, files.last_folder(self.settings))
 
     def ask_save_path(self, title: str = "Save architecture", suffix: str = ".json",
-                      file_filter: str = files.FILE_FILTER) -> str:
+                      file_filter: str = files.SAVE_FILTER) -> str:
         suggested = str(Path(files.last_folder(self.settings)) / f"{self.document.arch.name}{suffix}")
         return files.ask_save_path(self, suggested, title, suffix, file_filter)
 

@@ -9,6 +9,7 @@ undo/redo architecture document) and ``set_locked(locked, reason)``.
 from __future__ import annotations
 
 import json
+from dataclasses import dataclass
 from typing import Any
 
 from PySide6.QtCore import QEvent, QObject
@@ -57,6 +58,15 @@ class CloseGuard(QObject):
         return answer == QMessageBox.StandardButton.Yes
 
 
+@dataclass(frozen=True)
+class TrainingTabs:
+    """The session and the two tabs, as the window holds them."""
+
+    session: TrainingSession
+    train: TrainingPanel
+    inspect: InspectPanel
+
+
 def document_link(window: Any) -> ArchitectureLink:
     """The session's view of the window's document: read, apply (undoable), lock, listen."""
     document = window.document
@@ -83,6 +93,8 @@ def install_training_panels(window: Any, store: RunStore | None = None,
                               trainer_factory=trainer_factory, data_loader=data_loader)
     panel = TrainingPanel(session)
     inspect = InspectPanel(session, panel.form.recipe)
+    # What the frame reaches (opening a checkpoint, dropping an image; see checkpoints.py).
+    window.training_tabs = TrainingTabs(session, panel, inspect)
     window.add_panel(panel, "Train")
     window.add_panel(inspect, "Inspect")
     window.installEventFilter(CloseGuard(session, panel, window))

@@ -33,8 +33,10 @@ from resnet_gui.qt.build.controller import EditorController
 from resnet_gui.arch import edits
 from resnet_gui.arch.edits import Part
 
-COLUMNS = ("Layer", "Type", "Output shape", "Parameters", "Multiply-adds")
-NUMERIC = {3, 4}
+COLUMNS = ("Layer", "Type", "Output shape", "Parameters", "Multiply-adds", "Receptive field")
+NUMERIC = {3, 4, 5}
+HEADER_TIPS = {5: "Input pixels one unit of the output sees (theoretical, padding included), "
+                  "and the jump: input pixels between neighbouring units"}
 STALE = QColor("#9aa3b2")
 FAILING_FILL = QColor("#fde2e2")
 FAILING_TEXT = QColor("#b91c1c")
@@ -61,9 +63,10 @@ class _Node:
         self.parent = parent
         self.children: list[_Node] = []
         self.index_in_parent = 0
-        # The five cells, formatted once rather than at every repaint.
+        # The cells, formatted once rather than at every repaint.
         self.texts = (row.name, row.type, formatting.shape(row.output_shape),
-                      formatting.count(row.params), formatting.count(row.macs)) if row else ()
+                      formatting.count(row.params), formatting.count(row.macs),
+                      formatting.receptive_field(row.receptive_field, row.jump)) if row else ()
         self.group = row is not None and not row.is_leaf
 
 
@@ -177,6 +180,8 @@ class LayerTreeModel(QAbstractItemModel):
                 return COLUMNS[section]
             if role == Qt.ItemDataRole.TextAlignmentRole and section in NUMERIC:
                 return int(Qt.AlignmentFlag.AlignRight | Qt.AlignmentFlag.AlignVCenter)
+            if role == Qt.ItemDataRole.ToolTipRole:
+                return HEADER_TIPS.get(section)
         return None
 
     def data(self, index: QModelIndex, role: int = DISPLAY):
@@ -202,7 +207,8 @@ class LayerTreeModel(QAbstractItemModel):
         if role == TOOLTIP:
             row = node.row
             return (f"{row.name} ({row.type}): output {node.texts[2]}, {node.texts[3]} "
-                    f"parameters, {node.texts[4]} multiply-adds")
+                    f"parameters, {node.texts[4]} multiply-adds; receptive field "
+                    f"{node.texts[5]}")
         return None
 
     def flags(self, index: QModelIndex):
@@ -228,7 +234,8 @@ class LayerTable(QTreeView):
         header.setSectionResizeMode(0, QHeaderView.ResizeMode.Stretch)
         metrics = self.fontMetrics()
         for column, sample in ((1, "AdaptiveAvgPool2d__"), (2, "2048 × 112 × 112_"),
-                               (3, "2,000,000,000"), (4, "20,000,000,000__")):
+                               (3, "2,000,000,000"), (4, "20,000,000,000__"),
+                               (5, "1000 px, jump 32_")):
             header.setSectionResizeMode(column, QHeaderView.ResizeMode.Interactive)
             header.resizeSection(column, metrics.horizontalAdvance(sample) + 12)
 

@@ -295,10 +295,13 @@ class FeatureMapView(QWidget):
         if probe.predicted >= 0:
             guess = (self.images.class_name(probe.predicted) if self.images is not None
                      else str(probe.predicted))
-            predicted = f", predicted {guess}" + (" ✓" if probe.predicted == probe.label else " ✗")
+            predicted = f", predicted {guess}" + (
+                "" if probe.origin else " ✓" if probe.predicted == probe.label else " ✗")
+        subject = (f"test image #{probe.image_index} ({name}{predicted})" if not probe.origin
+                   else f"{probe.origin} (an image file{predicted})")
         self.info_label.setText(
-            f"<b>{probe.layer}</b>: {probe.channels} channels of {height}×{width} · test image "
-            f"#{probe.image_index} ({name}{predicted}) · {source}.")
+            f"<b>{probe.layer}</b>: {probe.channels} channels of {height}×{width} · {subject} · "
+            f"{source}.")
 
     def show_message(self, text: str) -> None:
         """A remark under the maps; what the maps show stays described above it."""

@@ -29,5 +29,16 @@ def shape(dims: tuple[int, ...]) -> str:
     return " × ".join(str(d) for d in dims) if dims else "–"
 
 
+def receptive_field(size: tuple[int, int] | None, jump: tuple[int, int] | None) -> str:
+    """(35, 35), (4, 4) -> '35 px, jump 4'; height and width apart where they differ."""
+    if size is None or jump is None:
+        return "?"
+
+    def pair(values: tuple[int, int]) -> str:
+        return str(values[0]) if values[0] == values[1] else f"{values[0]}×{values[1]}"
+
+    return f"{pair(size)} px, jump {pair(jump)}"
+
+
 def signed(value: int) -> str:
     return f"{value:+,}" if value else "±0"

@@ -19,6 +19,7 @@ from PySide6.QtCore import QObject, Signal, Slot
 from resnet_gui.engine.events import EpochEnd, Evaluation, TrainStart
 from resnet_gui.engine.runs import Run, RunStore, RunSummary
 from resnet_gui.errors import UserError
+from resnet_gui.qt.shared.background import BackgroundJobs
 from resnet_gui.qt.shared.test_images import TestImages
 from resnet_gui.qt.shared.training_worker import (
     EpochUpdate,
@@ -42,6 +43,18 @@ class ArchitectureLink:
     set: Callable[[Architecture, str], None] | None = None  # apply as an undoable edit
     lock: Callable[[bool, str], None] | None = None
     subscribe: Callable[[Callable[[], None]], None] | None = None  # call back on every change
+
+
+@dataclass(frozen=True)
+class IdleNetwork:
+    """The network the inspect views may compute on (in :attr:`TrainingSession.idle_jobs`'
+    thread) while no run is live, and how images become its input."""
+
+    model: Any
+    source: str  # "untrained network", "after training (3 epochs)", ...
+    preprocessing: Any  # engine.trained.Preprocessing, as the checkpoint records it
+    prepare: Callable[[Any], Any]  # uint8 images (N, C, H, W) -> the input, on its device
+    arch: Architecture
 
 
 class TrainingSession(QObject):
@@ -84,6 +97,8 @@ class TrainingSession(QObject):
         self._idle_model: Any = None
         self._idle_model_arch: Architecture | None = None
         self._trained_model_arch: Architecture | None = None
+        self._opened: tuple[Any, Architecture, str, Any] | None = None  # model, arch, source, prep
+        self.idle_jobs = BackgroundJobs(self)  # every use of the idle network, in order
         self._loader: threading.Thread | None = None
         self._last_recipe: Recipe | None = None
 
@@ -114,6 +129,8 @@ class TrainingSession(QObject):
             raise UserError("a run is already live; stop it before starting another")
         arch = self.architecture.get()
         self._last_recipe = recipe
+        self._opened = None  # the run's network takes over in Inspect
+        self.idle_jobs.cancel_all()  # what they compute would show during the run
         data = self.data if self._data_key == self._key(recipe) else None
         self.run_architecture = self._fit(arch, data, recipe)
         self.evaluation = None
@@ -145,6 +162,7 @@ class TrainingSession(QObject):
         self.controller.shutdown()
         if self._loader is not None:
             self._loader.join(timeout=60)
+        self.idle_jobs.wait()
         return not self.active
 
     # -- runs ----------------------------------------------------------------------------
@@ -274,18 +292,18 @@ class TrainingSession(QObject):
         if self.images is None:
             return
         try:
-            probe, source = self._probe_now(layer, image_index)
+            network, data = self.idle_network(), self.data
         except UserError as problem:
             self.probe_message.emit(str(problem))
             return
-        except Exception as bug:
-            traceback.print_exc()
-            self.probe_message.emit(f"could not compute the feature maps ({bug})")
-            return
-        self.probe_ready.emit(probe, source)
+        self.idle_jobs.submit("probe", lambda: self._probe_now(network, data, layer, image_index),
+                              lambda shown: self.probe_ready.emit(*shown),
+                              self.probe_message.emit)
 
     def _probe_model(self) -> tuple[Any, str]:
         arch = self._fit(self.architecture.get(), self.data, self._last_recipe)
+        if self._opened is not None and self._opened[1] == arch:
+            return self._opened[0], self._opened[2]
         trained = self.controller.last_model
         if trained is not None and self._trained_model_arch == arch:
             return trained, f"after training ({self.epochs_done} epochs)"
@@ -311,19 +329,64 @@ class TrainingSession(QObject):
 
     _last_analysis: tuple[Architecture, Any] | None = None
 
-    def _probe_now(self, layer: str, image_index: int) -> tuple[ProbeView, str]:
-        from resnet_gui.engine.data import preprocess
+    def _probe_now(self, network: IdleNetwork, data: Any, layer: str, image_index: int
+                   ) -> tuple[ProbeView, str]:
+        """In the idle jobs' thread: the maps, and the block views of the layer."""
+        from resnet_gui.engine.explain import with_block_views
         from resnet_gui.engine.inspect import probe_test_image
 
+        probe = probe_test_image(network.model, data.test_images, data.test_labels,
+                                 image_index, layer, network.prepare)
+        return prepare_probe(with_block_views(network.model, probe)), network.source
+
+    def idle_network(self) -> IdleNetwork:
+        """The network to compute on while no run is live (built here when it must be; only
+        the idle jobs' thread runs it); raises UserError."""
+        if self.active:
+            raise UserError("a run is live, so only its worker touches the network; this "
+                            "shows when the run ends")
+        from resnet_gui.engine.trained import Preprocessing
+
         model, source = self._probe_model()
-        # Fed as the trainer feeds it: resized to the architecture's input size.
-        recipe = with_input_size(self._last_recipe or Recipe(), self.architecture.get())
+        if self._opened is not None and model is self._opened[0]:
+            preprocessing = self._opened[3]
+        elif self.data is not None:
+            preprocessing = Preprocessing.from_bundle(self.data, self._probe_recipe())
+        else:
+            raise UserError("the test images are not loaded yet; wait for them to show")
         parameter = next(model.parameters(), None)
         device = parameter.device if parameter is not None else "cpu"
-        probe = probe_test_image(
-            model, self.data.test_images, self.data.test_labels, image_index, layer,
-            lambda images: preprocess(self.data, images, recipe, device=device))
-        return prepare_probe(probe), source
+        arch = self._fit(self.architecture.get(), self.data, self._last_recipe)
+        return IdleNetwork(model, source, preprocessing, preprocessing.batch_maker(device), arch)
+
+    def _probe_recipe(self) -> Recipe:
+        """The recipe test images and image files are prepared with, as the run fed them:
+        resized to the architecture's input size."""
+        return with_input_size(self._last_recipe or Recipe(), self.architecture.get())
+
+    def field_of(self, layer: str) -> Any:
+        """The theoretical receptive field (engine.fields.Field) of ``layer``'s units in the
+        network Inspect shows, or None where the analysis has none."""
+        arch = self.run_architecture if self.active and self.run_architecture else (
+            self._fit(self.architecture.get(), self.data, self._last_recipe))
+        try:
+            rows = self._analysis_of(arch).layers
+        except UserError:
+            return None
+        return next((row.field for row in rows if row.name == layer), None)
+
+    def open_trained(self, trained: Any, run: Run) -> None:
+        """Show a checkpoint's network (engine.trained.TrainedNetwork) in Inspect while the
+        window's architecture is its own; list its run and put its recipe in the form."""
+        if self.active:
+            raise UserError("a run is live; stop it before opening a checkpoint")
+        self._opened = (trained.model, trained.arch, f"trained network from {trained.path.name}",
+                        trained.preprocessing)
+        recipe = run.recipe_spec()
+        self.runs_changed.emit()
+        self.recipe_reopened.emit(recipe)
+        self.architecture_changed.emit()
+        self.ensure_images(recipe)  # its own test images, if others were loaded
 
     @staticmethod
     def _fit(arch: Architecture, data: Any, recipe: Recipe | None) -> Architecture:

@@ -95,6 +95,9 @@ class ProbeView:
     maps: np.ndarray  # (channels, h, w), for enlarging one channel
     label: int
     predicted: int
+    decomposition: Any = None  # a residual block's x / F(x) / sum / output (BlockDecomposition)
+    cam: Any = None  # Grad-CAM of the predicted class at this layer (ClassActivationMap)
+    origin: str = ""  # an image file's name when the image is not a test image
 
 
 @dataclass(frozen=True)
@@ -103,8 +106,9 @@ class EpochUpdate:
     probe: ProbeView | None = None
 
 
-def prepare_probe(probe: FeatureProbe) -> ProbeView:
-    """Tile the probe's maps (channels, h, w) into one mosaic with the engine's layout."""
+def prepare_probe(probe: FeatureProbe, origin: str = "") -> ProbeView:
+    """Tile the probe's maps (channels, h, w) into one mosaic with the engine's layout; the
+    block views it carries come along."""
     from resnet_gui.engine.inspect import mosaic
 
     maps = np.asarray(probe.maps, dtype=np.float32)
@@ -113,7 +117,8 @@ def prepare_probe(probe: FeatureProbe) -> ProbeView:
     tiled = np.ascontiguousarray(mosaic(maps, columns=columns, pad=MOSAIC_PAD), dtype=np.float32)
     return ProbeView(probe.layer, int(probe.image_index), np.asarray(probe.image, np.float32),
                      tiled, channels, columns, (int(maps.shape[1]), int(maps.shape[2])), maps,
-                     int(probe.label), int(probe.predicted))
+                     int(probe.label), int(probe.predicted), probe.decomposition, probe.cam,
+                     origin)
 
 
 MOSAIC_PAD = 1
