@@ -12,6 +12,12 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from resnet_gui import __version__
+from resnet_gui.commands.console import (
+    OutputLostError,
+    reserve_standard_streams,
+    say,
+    stdout_problem,
+)
 from resnet_gui.errors import UsageError, UserError
 
 SUBCOMMANDS = ("presets", "summary", "export", "train")
@@ -64,6 +70,7 @@ def _window_parser() -> argparse.ArgumentParser:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
+    reserve_standard_streams()
     try:
         if args_list and args_list[0] in SUBCOMMANDS or args_list[:1] in (["-h"], ["--help"]):
             parser = _subcommand_parser()
@@ -74,17 +81,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return int(run_app(args.arch, screenshot=args.screenshot) or 0)
     except UserError as error:
-        print(f"resnet-gui: error: {error}", file=sys.stderr)
+        say(f"resnet-gui: error: {error}")
         return error.exit_code
-    except BrokenPipeError:
-        # The reader went away (``resnet-gui summary ... | head``): not an error.
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except KeyboardInterrupt:
-        print("resnet-gui: interrupted", file=sys.stderr)
-        return 130
+    except BrokenPipeError as error:  # output not written through write_stdout
+        say(f"resnet-gui: error: {stdout_problem(error)}")
+        return OutputLostError.exit_code
+    except KeyboardInterrupt as error:  # a second Ctrl-C (or SIGTERM) says its own exit code
+        say(f"resnet-gui: {getattr(error, 'message', 'interrupted')}")
+        return getattr(error, "exit_code", 130)
 
 
 if __name__ == "__main__":

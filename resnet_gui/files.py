@@ -76,6 +76,12 @@ def write_target(path: str | os.PathLike) -> Path:
     return Path(os.path.realpath(path))
 
 
+def previous_path(path: str | os.PathLike) -> Path:
+    """Where a checkpoint keeps the file it replaced: ``run.pt`` -> ``run.prev.pt``."""
+    path = Path(path)
+    return path.with_name(f"{path.stem}.prev{path.suffix or '.pt'}")
+
+
 def same_file(first: str | os.PathLike, second: str | os.PathLike) -> bool:
     """True when both paths name one file: equal after resolving links, or one inode (hard
     links), whether or not the file exists yet."""

@@ -1,24 +1,39 @@
 """``resnet-gui train ARCH``: train from the command line with a progress bar.
 
-Ctrl-C stops at the next batch and saves the checkpoint (a second Ctrl-C aborts at once);
-``--log`` writes one JSON object per line (``"event": "step" | "epoch" | "end"``).
+Ctrl-C, SIGTERM (``timeout``, ``docker stop``, Slurm) and SIGHUP stop at the next batch and save
+the checkpoint, log an ``end`` record and exit with 128 + the signal's number; a second signal
+aborts at once, though never in the middle of writing a file. ``--log`` writes one JSON object
+per line (see :mod:`resnet_gui.commands.jsonlog`).
+
+Outputs are guarded before any work starts: one run per file (a lock beside it, naming the
+holder's pid), no output naming another, no replacing a file that is not resnet-gui's, and no
+new run over a checkpoint holding an unfinished one unless ``--overwrite`` says so.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import math
 import os
 import signal
 import sys
 import threading
-from typing import Any, TextIO
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
-from resnet_gui.commands.paths import file_to_read, file_to_write
+from resnet_gui.commands.console import say, stderr_lost
+from resnet_gui.commands.jsonlog import JsonLog, is_resnet_gui_log
+from resnet_gui.commands.paths import (
+    distinct_outputs,
+    file_to_read,
+    file_to_write,
+    names_standard_output,
+)
 from resnet_gui.errors import UserError
 from resnet_gui.arch.resolve import resolve_architecture
-from resnet_gui.arch.numbers import json_value
+from resnet_gui.files import FileLock, abort_when_written, existing_kind, previous_path, same_file
 from resnet_gui.arch.recipe import (
     DATASETS,
     DEVICES,
@@ -110,7 +125,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     output.add_argument("--resume", metavar="PATH",
                         help="continue the run of this checkpoint, saving back to it unless "
                         "--checkpoint names another file")
-    output.add_argument("--log", metavar="FILE.jsonl", help="write events as JSON lines")
+    output.add_argument("--log", metavar="FILE.jsonl",
+                        help="write events as JSON lines (- for standard output; on --resume "
+                        "the log is continued)")
+    output.add_argument("--overwrite", action="store_true",
+                        help="start a new run even where --checkpoint holds an unfinished one "
+                        "(without it, such a checkpoint is refused: --resume continues it)")
     output.add_argument("--no-progress", action="store_true", help="no progress bar")
     parser.set_defaults(func=run_train)
     return parser
@@ -134,8 +154,8 @@ def build_recipe(args: argparse.Namespace, base: Recipe, resuming: bool) -> Reci
         if args.recipe:
             ignored.append("--recipe")
         if ignored:
-            print(f"resnet-gui: note: --resume continues the checkpoint's plan; "
-                  f"{', '.join(ignored)} ignored", file=sys.stderr)
+            say(f"resnet-gui: note: --resume continues the checkpoint's plan; "
+                f"{', '.join(ignored)} ignored")
     changes = {field: getattr(args, option) for option, field in options.items()
                if getattr(args, option) is not None}
     try:
@@ -145,51 +165,20 @@ def build_recipe(args: argparse.Namespace, base: Recipe, resuming: bool) -> Reci
     return validate_recipe(recipe)
 
 
-class JsonLog:
-    """Trainer callback writing one JSON object per line, flushed as it goes."""
+def _survives_lost_stderr(method):
+    """A progress method that goes on when standard error is closed: progress is not worth
+    stopping a run for (nor is a half-drawn bar worth a traceback)."""
 
-    def __init__(self, path: str, append: bool) -> None:
+    def guarded(self, *args):
         try:
-            self.handle: TextIO = open(path, "a" if append else "w", encoding="utf-8")
-        except OSError as error:
-            raise UserError(f"cannot write the log {path}: {error.strerror}; choose another "
-                            "path for --log") from None
+            method(self, *args)
+        except (OSError, ValueError):  # a closed pipe, or a stream closed under it
+            stderr_lost()
+            self.bar = None
+            self.enabled = False
 
-    def write(self, record: dict[str, Any]) -> None:
-        finite = {key: json_value(value) for key, value in record.items()}
-        self.handle.write(json.dumps(finite, allow_nan=False) + "\n")
-        self.handle.flush()
-
-    def on_train_start(self, event) -> None: ...
-
-    def on_batch_end(self, event) -> None:
-        self.write({"event": "step", "epoch": event.epoch, "step": event.step,
-                    "batch": event.batch, "epoch_progress": event.epoch_progress,
-                    "loss": event.loss, "accuracy": event.accuracy, "lr": event.lr,
-                    "examples_per_sec": event.examples_per_sec})
-
-    def on_epoch_end(self, event) -> None:
-        self.write({"event": "epoch", "epoch": event.epoch, "step": event.step,
-                    "train_loss": event.train_loss, "train_acc": event.train_accuracy,
-                    "test_loss": event.test_loss, "test_acc": event.test_accuracy,
-                    "lr": event.lr, "seconds": event.seconds,
-                    "examples_per_sec": event.examples_per_sec,
-                    "checkpoint": event.checkpoint})
-
-    def on_train_end(self, event) -> None:
-        self.write({"event": "end", "reason": event.reason, "epoch": event.epoch,
-                    "step": event.step, "train_loss": event.train_loss,
-                    "train_acc": event.train_accuracy, "test_acc": event.test_accuracy,
-                    "examples_per_sec": event.examples_per_sec, "seconds": event.seconds,
-                    "checkpoint": event.checkpoint, "message": event.message})
-
-    def on_exception(self, error: BaseException) -> None:
-        self.write({"event": "error", "message": str(error) or type(error).__name__})
-
-    def on_notice(self, message: str) -> None: ...
-
-    def close(self) -> None:
-        self.handle.close()
+    guarded.__name__, guarded.__doc__ = method.__name__, method.__doc__
+    return guarded
 
 
 class ProgressBar:
@@ -206,6 +195,7 @@ class ProgressBar:
 
         tqdm.write(text, file=sys.stderr)
 
+    @_survives_lost_stderr
     def on_train_start(self, event) -> None:
         from tqdm import tqdm
 
@@ -219,6 +209,7 @@ class ProgressBar:
                         dynamic_ncols=True, file=sys.stderr,
                         disable=not self.enabled or None, leave=True)
 
+    @_survives_lost_stderr
     def on_batch_end(self, event) -> None:
         if self.bar is None:
             return
@@ -230,6 +221,7 @@ class ProgressBar:
             f"acc {event.accuracy:.3f}"
             + (f" {speed:,.0f} ex/s" if math.isfinite(speed) else ""), refresh=False)
 
+    @_survives_lost_stderr
     def on_epoch_end(self, event) -> None:
         self._write(f"epoch {event.epoch + 1}/{self.epochs}: train loss {event.train_loss:.4f} "
                     f"acc {event.train_accuracy:.4f}, test loss {event.test_loss:.4f} "
@@ -242,39 +234,77 @@ class ProgressBar:
     def on_exception(self, error: BaseException) -> None:
         self.close()
 
+    @_survives_lost_stderr
     def on_notice(self, message: str) -> None:
         self._write(f"resnet-gui: note: {message}")
 
+    @_survives_lost_stderr
     def close(self) -> None:
         if self.bar is not None:
-            self.bar.close()
-            self.bar = None
+            bar, self.bar = self.bar, None
+            bar.close()
+
+
+class Aborted(KeyboardInterrupt):
+    """A second stop signal: the run ends at once (after any file being written is whole)."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signum)
+        self.signum = signum
+        self.exit_code = 128 + signum
+        self.message = (f"aborted by {signal.Signals(signum).name}; the last checkpoint saved "
+                        "is kept")
+
+
+# SIGHUP: the terminal closed (not on Windows).
+STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
+                     if hasattr(signal, name))
 
 
 class _StopOnInterrupt:
-    """First Ctrl-C: stop after this batch and save; a second one aborts at once."""
+    """The first SIGINT, SIGTERM or SIGHUP asks the trainer to stop after this batch and save;
+    a second one (or one before there is a trainer) aborts, once no file is half-written."""
 
-    def __init__(self, trainer) -> None:
-        self.trainer = trainer
-        self.interrupted = False
-        self.previous = None
+    def __init__(self) -> None:
+        self.trainer = None
+        self.signum: int | None = None
+        self.aborting = False
+        self.previous: dict[int, Any] = {}
+
+    @property
+    def interrupted(self) -> bool:
+        return self.signum is not None
+
+    @property
+    def exit_code(self) -> int:
+        return 0 if self.signum is None else 128 + self.signum
 
     def __enter__(self) -> "_StopOnInterrupt":
         if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
+            for signum in STOP_SIGNALS:
+                self.previous[signum] = signal.signal(signum, self._handle)
         return self
 
     def _handle(self, signum, frame) -> None:
-        if self.interrupted:
-            raise KeyboardInterrupt
-        self.interrupted = True
-        print("\nresnet-gui: stopping after this batch and saving (Ctrl-C again aborts)",
-              file=sys.stderr)
+        if self.aborting:
+            return  # already on its way out
+        if self.signum is not None or self.trainer is None:
+            abort_when_written(lambda: self._abort(signum))
+            return
+        self.signum = signum
+        name = signal.Signals(signum).name
+        say(f"\nresnet-gui: {name}: stopping after this batch and saving (a second signal "
+            "aborts)")
         self.trainer.request_stop()
 
+    def _abort(self, signum: int) -> None:
+        self.aborting = True
+        raise Aborted(signum)
+
     def __exit__(self, *exc) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+        for signum, previous in self.previous.items():
+            signal.signal(signum, previous)
+        self.previous.clear()
 
 
 def check_threads(threads: int | None) -> None:
@@ -285,29 +315,162 @@ def check_threads(threads: int | None) -> None:
                         f"machine), got {threads}; leave it out to use one per core")
 
 
-def check_paths(args: argparse.Namespace) -> None:
+@dataclass(frozen=True)
+class Outputs:
+    """Where a run writes: its checkpoint and its log (``-``: standard output), or None."""
+
+    checkpoint: str | None
+    log: str | None
+
+
+def check_paths(args: argparse.Namespace) -> Outputs:
+    """Refuse, before any work, a path to read or write that cannot be used (see the module
+    docstring); the checks that need torch come later, in :func:`check_checkpoint_target`."""
     if args.resume:
         file_to_read("--resume", args.resume, "model.pt",
                      "a checkpoint written by resnet-gui train --checkpoint")
-    if args.checkpoint or args.resume:  # a resumed run saves back to its file by default
+    checkpoint = args.checkpoint or args.resume  # a resumed run saves back to its file
+    if checkpoint:
         file_to_write("--checkpoint" if args.checkpoint else "--checkpoint (by default the "
-                      "--resume file)", args.checkpoint or args.resume, "model.pt")
+                      "--resume file)", checkpoint, "model.pt")
+        kept = previous_path(checkpoint)
+        if existing_kind(kept) is not None:
+            raise UserError(f"{kept}, where the checkpoint {checkpoint} keeps its previous "
+                            f"version, is {existing_kind(kept)}; move it away or choose another "
+                            "--checkpoint")
+    log = None
     if args.log:
-        file_to_write("--log", args.log, "run.jsonl")
+        log = "-" if names_standard_output(args.log) else file_to_write(
+            "--log", args.log, "run.jsonl", dash=True)
+    if log and log != "-":
+        if os.path.isfile(log) and not is_resnet_gui_log(log):
+            raise UserError(f"--log {log} exists and is not a resnet-gui log (its first line is "
+                            "no log record), so it is left alone; choose another file")
+        named = [("--log", log)]
+        if checkpoint:
+            named += [("--checkpoint", checkpoint),
+                      ("the checkpoint's previous version", str(previous_path(checkpoint)))]
+        if args.resume and not (checkpoint and same_file(checkpoint, args.resume)):
+            named.append(("--resume", args.resume))
+        distinct_outputs(named)
+    return Outputs(checkpoint, log)
+
+
+@contextlib.contextmanager
+def locked(outputs: Outputs) -> Iterator[None]:
+    """Hold the lock of every output file: a second run writing one of them is refused."""
+    with contextlib.ExitStack() as stack:
+        if outputs.checkpoint:
+            stack.enter_context(FileLock(outputs.checkpoint,
+                                         f"the checkpoint {outputs.checkpoint}"))
+        if outputs.log and outputs.log != "-":
+            stack.enter_context(FileLock(outputs.log, f"the log {outputs.log}"))
+        yield
+
+
+def check_checkpoint_target(args: argparse.Namespace, target: str | None) -> None:
+    """A checkpoint file a new run would replace must be resnet-gui's, and not hold an
+    unfinished run unless --overwrite says so (checked under the lock: no run changes it)."""
+    from resnet_gui.engine.checkpoint import saved_progress
+
+    if target is None or not os.path.exists(target):
+        return
+    if args.resume and same_file(target, args.resume):
+        return  # the run being resumed saves back to its own file
+    progress = saved_progress(target)
+    if progress is None:
+        raise UserError(f"--checkpoint {target} exists and is not a resnet-gui checkpoint (or "
+                        "is too damaged to read), so it is left alone; choose another file")
+    if not progress.finished and not args.overwrite:
+        raise UserError(f"--checkpoint {target} holds an unfinished run (epoch "
+                        f"{progress.epoch} of {progress.epochs}, step {progress.step}); continue "
+                        f"it with --resume {target}, or give --overwrite to start a new run in "
+                        "its place")
+
+
+def choose_threads(args: argparse.Namespace, checkpoint: dict[str, Any] | None) -> str:
+    """Set torch's thread count: --threads, else on --resume the count the checkpoint's run
+    used (a resumed run repeats the uninterrupted one bit for bit only with the same count).
+    Returns a phrase for the resume message."""
+    import torch
+
+    saved = checkpoint.get("threads") if checkpoint is not None else None
+    if isinstance(saved, bool) or not isinstance(saved, int) or saved < 1:
+        saved = None
+    cores = os.cpu_count() or 1
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+        if saved is not None and saved != args.threads:
+            return (f"on {_threads(args.threads)} where the run used {saved}, so it will not "
+                    "repeat the uninterrupted run bit for bit")
+        return f"on {_threads(args.threads)}"
+    if saved is not None and saved <= cores:
+        torch.set_num_threads(saved)
+        return f"on {_threads(saved)}, as the run used (--threads overrides)"
+    if saved is not None:
+        return (f"on {_threads(torch.get_num_threads())}: the run used {saved}, more than this "
+                f"machine's {cores} cores, so it will not repeat the uninterrupted run bit for "
+                "bit")
+    return (f"on {_threads(torch.get_num_threads())} (the checkpoint does not record how many "
+            "the run used; only the same count repeats it bit for bit)")
+
+
+def _threads(count: int) -> str:
+    return "1 thread" if count == 1 else f"{count} threads"
+
+
+def check_resumable(args: argparse.Namespace, checkpoint: dict[str, Any]) -> bool:
+    """False when the checkpoint's run already finished its plan (nothing to train); a
+    --max-steps the checkpoint already reached is refused."""
+    epoch, step = int(checkpoint.get("epoch", 0)), int(checkpoint.get("step", 0))
+    epochs = int((checkpoint.get("recipe") or {}).get("epochs", 0))
+    if epoch >= epochs > 0 and int(checkpoint.get("position", 0)) == 0:
+        return False
+    if args.max_steps is not None and args.max_steps <= step:
+        raise UserError(f"--max-steps {args.max_steps}: the checkpoint {args.resume} is "
+                        f"already at step {step}; give a larger --max-steps to train on")
+    return True
+
+
+def report_finished(args: argparse.Namespace, checkpoint: dict[str, Any], outputs: Outputs
+                    ) -> int:
+    """Resuming a run that completed its plan: say so, log a complete ``end`` record, exit 0."""
+    epoch, step = int(checkpoint["epoch"]), int(checkpoint["step"])
+    message = (f"{args.resume} already completed its {epoch} epochs ({step} steps); there is "
+               "nothing left to train (start a new run to train again)")
+    record: dict[str, Any] = {"event": "end", "reason": "completed", "epoch": epoch,
+                              "step": step, "seconds": 0.0}
+    accuracy = checkpoint.get("last_test_accuracy")
+    if isinstance(accuracy, float) and math.isfinite(accuracy):
+        record["test_acc"] = accuracy
+    record.update(checkpoint=args.resume, message=message)
+    if outputs.log:
+        log = JsonLog(outputs.log, resume_step=step)
+        log.write(record)
+        log.close()
+        if log.failure:
+            raise UserError(f"{log.failure}; {message}")
+    say(f"resnet-gui: completed: {message}")
+    return 0
 
 
 def run_train(args: argparse.Namespace) -> int:
     check_threads(args.threads)
-    check_paths(args)
+    outputs = check_paths(args)
+    with _StopOnInterrupt() as stopper, locked(outputs):
+        return _train(args, outputs, stopper)
+
+
+def _train(args: argparse.Namespace, outputs: Outputs, stopper: _StopOnInterrupt) -> int:
     from resnet_gui.engine.checkpoint import checkpoint_architecture, load_checkpoint
     from resnet_gui.engine.data import load_data
     from resnet_gui.engine.trainer import Trainer, fit_architecture
 
-    if args.threads is not None:  # after the engine's import, which sets OpenMP's defaults
-        import torch
-
-        torch.set_num_threads(args.threads)
+    check_checkpoint_target(args, outputs.checkpoint)
     checkpoint = load_checkpoint(args.resume) if args.resume else None
+    if checkpoint is not None and not check_resumable(args, checkpoint):
+        return report_finished(args, checkpoint, outputs)
+    threads = choose_threads(args, checkpoint)  # after the engine's import: see check_threads
     if args.arch is None and checkpoint is None:
         raise UserError("give an architecture to train (a preset name such as fmnist-fast, or "
                         "a JSON file), or --resume a checkpoint")
@@ -316,36 +479,49 @@ def run_train(args: argparse.Namespace) -> int:
         base = Recipe.from_dict(checkpoint.get("recipe")).replace(max_steps=None)
         arch = (resolve_architecture(args.arch) if args.arch
                 else checkpoint_architecture(checkpoint, args.resume))
+        say(f"resnet-gui: resuming {args.resume} at epoch {int(checkpoint['epoch']) + 1}, step "
+            f"{int(checkpoint['step'])}, {threads}")
     else:
         arch = resolve_architecture(args.arch)
         base = base_recipe(args, args.arch)
     recipe = build_recipe(args, base, resuming=checkpoint is not None)
 
-    print(f"resnet-gui: loading {recipe.dataset}...", file=sys.stderr)
+    say(f"resnet-gui: loading {recipe.dataset}...")
     data = load_data(recipe)
     arch = fit_architecture(arch, data, recipe)
     progress = ProgressBar(enabled=not args.no_progress)
     callbacks: list[Any] = [progress]
-    log = JsonLog(args.log, append=checkpoint is not None) if args.log else None
+    log = (JsonLog(outputs.log, resume_step=int(checkpoint["step"]) if checkpoint else None)
+           if outputs.log else None)
     if log is not None:
         callbacks.append(log)
-    trainer = Trainer(arch, recipe, callbacks=callbacks,
-                      checkpoint_path=args.checkpoint or args.resume, resume_from=args.resume,
-                      data=data)
+    trainer = Trainer(arch, recipe, callbacks=callbacks, checkpoint_path=outputs.checkpoint,
+                      resume_from=args.resume, data=data)
+    stopper.trainer = trainer
+    if log is not None:
+        log.on_failure = trainer.request_stop  # stop, saving the checkpoint, and say why
     try:
-        with _StopOnInterrupt(trainer) as interrupt:
-            end = trainer.run()
+        end = trainer.run()
+    except Aborted as aborted:
+        if log is not None:
+            log.write({"event": "end", "reason": "aborted", "epoch": log.last_epoch,
+                       "step": log.last_step, "message": aborted.message})
+        raise
     finally:
         progress.close()
         if log is not None:
             log.close()
+    if log is not None and log.failure:
+        kept = (f"the checkpoint {end.checkpoint} resumes it" if end.checkpoint
+                else "no checkpoint was kept (give --checkpoint to keep one)")
+        raise UserError(f"{log.failure}; training stopped at step {end.step} and {kept}")
     summary = (f"resnet-gui: {end.reason}: {end.epoch} epochs, {end.step} steps, "
                f"test accuracy {_percent(end.test_accuracy)}, "
                f"{_speed(end.examples_per_sec)}, {end.seconds:.1f} s")
     if end.checkpoint:
         summary += f"; checkpoint {end.checkpoint}"
-    print(summary, file=sys.stderr)
-    return 130 if interrupt.interrupted else 0
+    say(summary)
+    return stopper.exit_code
 
 
 def _percent(value: float) -> str:

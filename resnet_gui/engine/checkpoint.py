@@ -33,6 +33,7 @@ from resnet_gui.files import (
     atomic_write_bytes,
     create_temporary,
     existing_kind,
+    previous_path,
     remove_stale_temporaries,
     write_target,
 )
@@ -41,12 +42,6 @@ FORMAT = "resnet-gui/checkpoint"
 VERSION = 1
 # sha256 of everything else in the checkpoint (see state_digest); older files have none.
 CHECKSUM_KEY = "checksum"
-
-
-def previous_path(path: str | os.PathLike) -> Path:
-    """Where the checkpoint before the current one is kept: ``run.pt`` -> ``run.prev.pt``."""
-    path = Path(path)
-    return path.with_name(f"{path.stem}.prev{path.suffix or '.pt'}")
 
 
 def _keep_previous(path: Path) -> None:
