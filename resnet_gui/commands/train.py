@@ -419,23 +419,22 @@ def _threads(count: int) -> str:
     return "1 thread" if count == 1 else f"{count} threads"
 
 
-def check_resumable(args: argparse.Namespace, checkpoint: dict[str, Any]) -> bool:
+def check_resumable(args: argparse.Namespace, progress) -> bool:
     """False when the checkpoint's run already finished its plan (nothing to train); a
     --max-steps the checkpoint already reached is refused."""
-    epoch, step = int(checkpoint.get("epoch", 0)), int(checkpoint.get("step", 0))
-    epochs = int((checkpoint.get("recipe") or {}).get("epochs", 0))
-    if epoch >= epochs > 0 and int(checkpoint.get("position", 0)) == 0:
+    if progress.finished:
         return False
-    if args.max_steps is not None and args.max_steps <= step:
+    if args.max_steps is not None and args.max_steps <= progress.step:
         raise UserError(f"--max-steps {args.max_steps}: the checkpoint {args.resume} is "
-                        f"already at step {step}; give a larger --max-steps to train on")
+                        f"already at step {progress.step}; give a larger --max-steps to train "
+                        "on")
     return True
 
 
-def report_finished(args: argparse.Namespace, checkpoint: dict[str, Any], outputs: Outputs
-                    ) -> int:
+def report_finished(args: argparse.Namespace, checkpoint: dict[str, Any], progress,
+                    outputs: Outputs) -> int:
     """Resuming a run that completed its plan: say so, log a complete ``end`` record, exit 0."""
-    epoch, step = int(checkpoint["epoch"]), int(checkpoint["step"])
+    epoch, step = progress.epoch, progress.step
     message = (f"{args.resume} already completed its {epoch} epochs ({step} steps); there is "
                "nothing left to train (start a new run to train again)")
     record: dict[str, Any] = {"event": "end", "reason": "completed", "epoch": epoch,
@@ -462,14 +461,15 @@ def run_train(args: argparse.Namespace) -> int:
 
 
 def _train(args: argparse.Namespace, outputs: Outputs, stopper: _StopOnInterrupt) -> int:
-    from resnet_gui.engine.checkpoint import checkpoint_architecture, load_checkpoint
+    from resnet_gui.engine.checkpoint import checkpoint_architecture, load_checkpoint, progress_of
     from resnet_gui.engine.data import load_data
     from resnet_gui.engine.trainer import Trainer, fit_architecture
 
     check_checkpoint_target(args, outputs.checkpoint)
     checkpoint = load_checkpoint(args.resume) if args.resume else None
-    if checkpoint is not None and not check_resumable(args, checkpoint):
-        return report_finished(args, checkpoint, outputs)
+    progress = progress_of(checkpoint, args.resume) if checkpoint is not None else None
+    if progress is not None and not check_resumable(args, progress):
+        return report_finished(args, checkpoint, progress, outputs)
     threads = choose_threads(args, checkpoint)  # after the engine's import: see check_threads
     if args.arch is None and checkpoint is None:
         raise UserError("give an architecture to train (a preset name such as fmnist-fast, or "
@@ -479,8 +479,8 @@ def _train(args: argparse.Namespace, outputs: Outputs, stopper: _StopOnInterrupt
         base = Recipe.from_dict(checkpoint.get("recipe")).replace(max_steps=None)
         arch = (resolve_architecture(args.arch) if args.arch
                 else checkpoint_architecture(checkpoint, args.resume))
-        say(f"resnet-gui: resuming {args.resume} at epoch {int(checkpoint['epoch']) + 1}, step "
-            f"{int(checkpoint['step'])}, {threads}")
+        say(f"resnet-gui: resuming {args.resume} at epoch {progress.epoch + 1}, step "
+            f"{progress.step}, {threads}")
     else:
         arch = resolve_architecture(args.arch)
         base = base_recipe(args, args.arch)
@@ -489,9 +489,9 @@ def _train(args: argparse.Namespace, outputs: Outputs, stopper: _StopOnInterrupt
     say(f"resnet-gui: loading {recipe.dataset}...")
     data = load_data(recipe)
     arch = fit_architecture(arch, data, recipe)
-    progress = ProgressBar(enabled=not args.no_progress)
-    callbacks: list[Any] = [progress]
-    log = (JsonLog(outputs.log, resume_step=int(checkpoint["step"]) if checkpoint else None)
+    bar = ProgressBar(enabled=not args.no_progress)
+    callbacks: list[Any] = [bar]
+    log = (JsonLog(outputs.log, resume_step=progress.step if progress else None)
            if outputs.log else None)
     if log is not None:
         callbacks.append(log)
@@ -508,7 +508,7 @@ def _train(args: argparse.Namespace, outputs: Outputs, stopper: _StopOnInterrupt
                        "step": log.last_step, "message": aborted.message})
         raise
     finally:
-        progress.close()
+        bar.close()
         if log is not None:
             log.close()
     if log is not None and log.failure:

@@ -178,16 +178,31 @@ class SavedProgress:
         return self.epoch >= self.epochs and self.position == 0
 
 
+def progress_of(checkpoint: dict[str, Any], path: str | os.PathLike) -> SavedProgress:
+    """How far a loaded checkpoint's run got; fields missing or of the wrong kind are
+    "is damaged" (the trainer checks the rest of the state when it restores it)."""
+    try:
+        recipe = checkpoint["recipe"]
+        values = (checkpoint["epoch"], recipe["epochs"], checkpoint["step"],
+                  checkpoint.get("position", 0))
+        if any(isinstance(value, bool) or not isinstance(value, int) for value in values):
+            raise TypeError("not a whole number")
+        if min(values) < 0:
+            raise ValueError("a negative count")
+    except (KeyError, TypeError, ValueError) as error:
+        raise damaged(path, "is damaged: its training state cannot be restored "
+                      f"({type(error).__name__})") from None
+    return SavedProgress(*values)
+
+
 def saved_progress(path: str | os.PathLike) -> SavedProgress | None:
-    """The progress of the resnet-gui checkpoint at ``path``; None when the file is not one
-    (or is too damaged to tell)."""
+    """The progress of the resnet-gui checkpoint at ``path``, read without its tensors; None
+    when the file is not one (or is too damaged to tell)."""
     try:
         checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
         if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
             return None
-        recipe = checkpoint.get("recipe")
-        return SavedProgress(int(checkpoint["epoch"]), int(recipe["epochs"]),
-                             int(checkpoint["step"]), int(checkpoint.get("position", 0)))
+        return progress_of(checkpoint, path)
     except Exception:  # a foreign or damaged file: torch raises many kinds
         return None
 
