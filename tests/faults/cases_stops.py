@@ -148,6 +148,7 @@ def kill9_trial(ws: Workspace, reference: dict, seed: int, kills: int = 3,
         code, err = finish(process)
         break
     outcome.name += f" ({killed} kills)"
+    outcome.kills = killed
     outcome.process(code, err, 0)
     final = load_state(checkpoint)
     outcome.expect(final is not None and same_weights(final, reference),

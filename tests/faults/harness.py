@@ -177,6 +177,7 @@ class Outcome:
     failures: list[str] = field(default_factory=list)
     traceback: bool = False
     data_lost: bool = False
+    kills: int = 0  # kill -9 trials: how many times the run was killed
 
     @property
     def clean(self) -> bool:
