@@ -10,6 +10,8 @@
   steps after the last save, which the resumed run trains again) are dropped, by rewriting the
   log atomically, so no step appears twice.
 - ``-`` writes the records on standard output.
+- Step records are not fsynced (a disk flush per step would cost more than the step); epoch
+  and end records are.
 """
 
 from __future__ import annotations
@@ -111,8 +113,9 @@ class JsonLog:
 
     # -- writing ---------------------------------------------------------------------------
 
-    def write(self, record: dict[str, Any]) -> None:
-        """Append ``record`` whole, or not at all."""
+    def write(self, record: dict[str, Any], durable: bool = False) -> None:
+        """Append ``record`` whole, or not at all; ``durable``: fsync it too (epoch and end
+        records: a power cut then never leaves a checkpoint ahead of its log's epochs)."""
         if self.failure is not None:
             return
         line = (json.dumps({key: json_value(value) for key, value in record.items()},
@@ -123,6 +126,8 @@ class JsonLog:
                 view = memoryview(line)
                 while view:
                     view = view[os.write(self.fd, view):]
+                if durable and self.regular:
+                    os.fsync(self.fd)
             except OSError as error:
                 if start is not None:
                     try:
@@ -154,14 +159,14 @@ class JsonLog:
                     "test_loss": event.test_loss, "test_acc": event.test_accuracy,
                     "lr": event.lr, "seconds": event.seconds,
                     "examples_per_sec": event.examples_per_sec,
-                    "checkpoint": event.checkpoint})
+                    "checkpoint": event.checkpoint}, durable=True)
 
     def on_train_end(self, event) -> None:
         self.write({"event": "end", "reason": event.reason, "epoch": event.epoch,
                     "step": event.step, "train_loss": event.train_loss,
                     "train_acc": event.train_accuracy, "test_acc": event.test_accuracy,
                     "examples_per_sec": event.examples_per_sec, "seconds": event.seconds,
-                    "checkpoint": event.checkpoint, "message": event.message})
+                    "checkpoint": event.checkpoint, "message": event.message}, durable=True)
 
     def on_exception(self, error: BaseException) -> None:
         self.write({"event": "error", "message": str(error) or type(error).__name__})
