@@ -348,3 +348,54 @@ def test_a_batch_of_one_image_with_batch_norm_on_1x1_maps_is_refused(option, fix
         "resnet-gui: error: a batch of one image cannot train layer4.0.bn1: batch norm needs "
         f"two values per channel and its maps are 1x1; {fix}")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def torch_threads():
+    import torch
+
+    previous = torch.get_num_threads()
+    yield torch
+    torch.set_num_threads(previous)
+
+
+def _with_threads(saved_checkpoint, path, threads):
+    """A copy of the saved checkpoint that records ``threads`` (as the trainer saves it)."""
+    import torch
+
+    from resnet_gui.engine.checkpoint import state_digest
+
+    saved = torch.load(saved_checkpoint, weights_only=True)
+    saved["threads"] = threads
+    saved["checksum"] = state_digest(saved)
+    torch.save(saved, path)
+    return path
+
+
+def test_resume_reuses_the_thread_count_the_checkpoint_records(saved_checkpoint, data_dir,
+                                                                tmp_path, capsys, torch_threads):
+    path = _with_threads(saved_checkpoint, tmp_path / "run.pt", 1)
+    torch_threads.set_num_threads(2)
+    assert train("--resume", path, "--data-dir", data_dir, "--max-steps", "2") == 0
+    assert "at epoch 1, step 1, on 1 thread, as the run used (--threads overrides)" in (
+        capsys.readouterr().err)
+    assert torch_threads.get_num_threads() == 1
+
+
+def test_resume_says_when_threads_break_bit_exactness(saved_checkpoint, data_dir, tmp_path,
+                                                       capsys, torch_threads):
+    from argparse import Namespace
+
+    from resnet_gui.commands.train import choose_threads
+
+    cores = os.cpu_count() or 1
+    assert choose_threads(Namespace(threads=1), {"threads": 2}) == (
+        "on 1 thread where the run used 2, so it will not repeat the uninterrupted run bit "
+        "for bit")
+    assert choose_threads(Namespace(threads=None), {"threads": cores + 1}).endswith(
+        f"the run used {cores + 1}, more than this machine's {cores} cores, so it will not "
+        "repeat the uninterrupted run bit for bit")
+    assert "does not record how many the run used" in choose_threads(Namespace(threads=None),
+                                                                      {})
+    assert choose_threads(Namespace(threads=None), {"threads": "2"}).startswith(
+        f"on {torch_threads.get_num_threads()} thread")  # not a count: ignored
