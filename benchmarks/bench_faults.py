@@ -41,6 +41,7 @@ def output_cases() -> list[Case]:
     found += [lambda ws, o=option, v=variant: cases_outputs.foreign_file(ws, o, v)
               for option in ("log", "checkpoint") for variant in cases_outputs.FOREIGN]
     found.append(cases_outputs.unfinished_checkpoint)
+    found.append(cases_outputs.hard_linked_log)
     found += [lambda ws, f=fmt: cases_outputs.export_onto_input(ws, f) for fmt in ("py", "json")]
     found += [lambda ws, f=fmt: cases_outputs.export_to_dev_stdout(ws, f)
               for fmt in ("py", "json")]
@@ -63,6 +64,7 @@ def stop_cases(rng: random.Random) -> list[Case]:
 
 def stream_cases() -> list[Case]:
     found = [lambda ws, n=lines: cases_streams.closed_stderr(ws, n) for lines in (1, 2, 4)]
+    found.append(cases_streams.full_stderr)
     found += [lambda ws, r=room: cases_streams.log_size_limit(ws, r) for room in (0, 300, 3000)]
     found += [lambda ws, n=limit: cases_streams.checkpoint_size_limit(ws, n)
               for limit in (10_000, 30_000)]

@@ -248,12 +248,13 @@ class ProgressBar:
 class Aborted(KeyboardInterrupt):
     """A second stop signal: the run ends at once (after any file being written is whole)."""
 
-    def __init__(self, signum: int) -> None:
+    def __init__(self, signum: int, training: bool) -> None:
         super().__init__(signum)
         self.signum = signum
         self.exit_code = 128 + signum
-        self.message = (f"aborted by {signal.Signals(signum).name}; the last checkpoint saved "
-                        "is kept")
+        name = signal.Signals(signum).name
+        self.message = (f"aborted by {name}; the last checkpoint saved is kept" if training
+                        else f"stopped by {name} before training began; nothing was saved")
 
 
 # SIGHUP: the terminal closed (not on Windows).
@@ -289,7 +290,8 @@ class _StopOnInterrupt:
         if self.aborting:
             return  # already on its way out
         if self.signum is not None or self.trainer is None:
-            abort_when_written(lambda: self._abort(signum))
+            training = self.trainer is not None
+            abort_when_written(lambda: self._abort(signum, training))
             return
         self.signum = signum
         name = signal.Signals(signum).name
@@ -297,9 +299,9 @@ class _StopOnInterrupt:
             "aborts)")
         self.trainer.request_stop()
 
-    def _abort(self, signum: int) -> None:
+    def _abort(self, signum: int, training: bool) -> None:
         self.aborting = True
-        raise Aborted(signum)
+        raise Aborted(signum, training)
 
     def __exit__(self, *exc) -> None:
         for signum, previous in self.previous.items():
@@ -346,6 +348,10 @@ def check_paths(args: argparse.Namespace) -> Outputs:
         if os.path.isfile(log) and not is_resnet_gui_log(log):
             raise UserError(f"--log {log} exists and is not a resnet-gui log (its first line is "
                             "no log record), so it is left alone; choose another file")
+        if os.path.isfile(log) and os.stat(log).st_nlink > 1:
+            # Appends go to the file under every name, and the lock is taken by name.
+            raise UserError(f"--log {log} has other names (hard links), which another run could "
+                            "write through; give the log a file of its own")
         named = [("--log", log)]
         if checkpoint:
             named += [("--checkpoint", checkpoint),
@@ -431,6 +437,15 @@ def check_resumable(args: argparse.Namespace, progress) -> bool:
     return True
 
 
+def saved_recipe(checkpoint: dict[str, Any], path: str) -> Recipe:
+    from resnet_gui.engine.checkpoint import damaged
+
+    try:
+        return Recipe.from_dict(checkpoint.get("recipe"))
+    except (UserError, TypeError) as error:
+        raise damaged(path, f"is damaged: its training recipe is not valid ({error})") from None
+
+
 def report_finished(args: argparse.Namespace, checkpoint: dict[str, Any], progress,
                     outputs: Outputs) -> int:
     """Resuming a run that completed its plan: say so, log a complete ``end`` record, exit 0."""
@@ -476,7 +491,7 @@ def _train(args: argparse.Namespace, outputs: Outputs, stopper: _StopOnInterrupt
                         "a JSON file), or --resume a checkpoint")
     if checkpoint is not None:
         # The stored plan, without the stored run's --max-steps (that bound ended it).
-        base = Recipe.from_dict(checkpoint.get("recipe")).replace(max_steps=None)
+        base = saved_recipe(checkpoint, args.resume).replace(max_steps=None)
         arch = (resolve_architecture(args.arch) if args.arch
                 else checkpoint_architecture(checkpoint, args.resume))
         say(f"resnet-gui: resuming {args.resume} at epoch {progress.epoch + 1}, step "
@@ -521,7 +536,8 @@ def _train(args: argparse.Namespace, outputs: Outputs, stopper: _StopOnInterrupt
     if end.checkpoint:
         summary += f"; checkpoint {end.checkpoint}"
     say(summary)
-    return stopper.exit_code
+    # 128 + N when a signal stopped the run (not when one came as it was completing anyway).
+    return stopper.exit_code if end.reason == "stopped" else 0
 
 
 def _percent(value: float) -> str:

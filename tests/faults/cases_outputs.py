@@ -125,6 +125,20 @@ def same_file_outputs(ws: Workspace, variant: str) -> Outcome:
     return outcome
 
 
+def hard_linked_log(ws: Workspace) -> Outcome:
+    """A --log with another name (a hard link) is refused: the lock goes by name."""
+    outcome = Outcome("--log with a second name")
+    folder = ws.scratch("hard-linked-log")
+    log = folder / "run.jsonl"
+    log.write_bytes(b'{"event": "step", "step": 1}\n')
+    os.link(log, folder / "other.jsonl")
+    done = cli(ws.train("--log", log, "--max-steps", 2))
+    outcome.process(done.returncode, done.stderr, 1, "has other names (hard links)")
+    outcome.expect(log.read_bytes() == b'{"event": "step", "step": 1}\n', "the log changed",
+                   lost=True)
+    return outcome
+
+
 FOREIGN = {"zip": b"PK\x03\x04\x14\x00\x00\x00 not really a checkpoint", "text": b"my notes\n",
            "json": b'{"name": "not a log"}\n', "binary": bytes(range(256)) * 4}
 

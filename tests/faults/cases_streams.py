@@ -50,6 +50,23 @@ def closed_stderr(ws: Workspace, lines: int) -> Outcome:
     return outcome
 
 
+def full_stderr(ws: Workspace) -> Outcome:
+    """Standard error on a full disk (``2>/dev/full``), progress bar on: the run goes on."""
+    outcome = Outcome("stderr on a full disk")
+    folder = ws.scratch("stderr-full")
+    checkpoint, log = folder / "run.pt", folder / "run.jsonl"
+    args = [a for a in ws.train("--checkpoint", checkpoint, "--log", log, epochs=2)
+            if a != "--no-progress"]
+    with open("/dev/full", "w") as full:
+        done = cli(args, stderr=full)
+    outcome.expect(done.returncode == 0, f"exit code {done.returncode}", lost=True)
+    records, _ = read_log(log)
+    outcome.expect(bool(records) and records[-1].get("reason") == "completed",
+                   "the run did not complete", lost=True)
+    outcome.expect(load_state(checkpoint) is not None, "no checkpoint", lost=True)
+    return outcome
+
+
 def _file_size_limit(limit: int):
     def apply() -> None:
         resource.setrlimit(resource.RLIMIT_FSIZE, (limit, limit))

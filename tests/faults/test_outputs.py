@@ -44,6 +44,11 @@ def test_a_file_that_is_not_resnet_guis_is_never_replaced(ws, option, variant):
     assert outcome.clean, outcome.report()
 
 
+def test_a_log_with_a_second_name_is_refused(ws):
+    outcome = cases.hard_linked_log(ws)
+    assert outcome.clean, outcome.report()
+
+
 def test_an_unfinished_run_is_kept_unless_overwrite_says_otherwise(ws):
     outcome = cases.unfinished_checkpoint(ws)
     assert outcome.clean, outcome.report()
