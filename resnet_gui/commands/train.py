@@ -348,10 +348,6 @@ def check_paths(args: argparse.Namespace) -> Outputs:
         if os.path.isfile(log) and not is_resnet_gui_log(log):
             raise UserError(f"--log {log} exists and is not a resnet-gui log (its first line is "
                             "no log record), so it is left alone; choose another file")
-        if os.path.isfile(log) and os.stat(log).st_nlink > 1:
-            # Appends go to the file under every name, and the lock is taken by name.
-            raise UserError(f"--log {log} has other names (hard links), which another run could "
-                            "write through; give the log a file of its own")
         named = [("--log", log)]
         if checkpoint:
             named += [("--checkpoint", checkpoint),
@@ -359,6 +355,10 @@ def check_paths(args: argparse.Namespace) -> Outputs:
         if args.resume and not (checkpoint and same_file(checkpoint, args.resume)):
             named.append(("--resume", args.resume))
         distinct_outputs(named)
+        if os.path.isfile(log) and os.stat(log).st_nlink > 1:
+            # Appends go to the file under every name, and the lock is taken by name.
+            raise UserError(f"--log {log} has other names (hard links), which another run could "
+                            "write through; give the log a file of its own")
     return Outputs(checkpoint, log)
 
 
