@@ -68,8 +68,8 @@ def stream_cases() -> list[Case]:
     found += [lambda ws, r=room: cases_streams.log_size_limit(ws, r) for room in (0, 300, 3000)]
     found += [lambda ws, n=limit: cases_streams.checkpoint_size_limit(ws, n)
               for limit in (10_000, 30_000)]
-    found += [lambda ws, s=size: _skip_unless_mountable(cases_streams.full_disk, ws, s)
-              for size in ("150k", "400k")]
+    found += [lambda ws, f=free: _skip_unless_mountable(cases_streams.full_disk, ws, f)
+              for free in (60_000, 150_000)]
     found += [lambda ws, c=command, h=how: cases_streams.stdout_gone(ws, c, h)
               for command in cases_streams.STDOUT_COMMANDS
               for how in ("full", "closed", "reader gone")]
@@ -95,9 +95,9 @@ def input_cases(rng: random.Random) -> list[Case]:
     return found
 
 
-def _skip_unless_mountable(case, ws: Workspace, size: str) -> Outcome | None:
+def _skip_unless_mountable(case, ws: Workspace, free: int) -> Outcome | None:
     try:
-        return case(ws, size)
+        return case(ws, free)
     except OSError as error:
         print(f"  skipped: {error}", flush=True)
         return None

@@ -127,11 +127,14 @@ def small_disk(folder: Path, size: str):
         subprocess.run(["umount", "-l", str(folder)], capture_output=True)
 
 
-def full_disk(ws: Workspace, size: str) -> Outcome:
-    """A disk that fills up mid-run (a small tmpfs): one sentence, exit 1, the last
-    checkpoint loadable, the log whole."""
-    outcome = Outcome(f"disk of {size} fills up")
-    with small_disk(ws.root / f"disk-{size}", size) as disk:
+def full_disk(ws: Workspace, free: int) -> Outcome:
+    """A disk that fills up mid-run (a tmpfs with ``free`` bytes left): one sentence, exit 1,
+    the last checkpoint loadable, the log whole."""
+    outcome = Outcome(f"disk with {free // 1000} kB free fills up")
+    with small_disk(ws.root / f"disk-{free}", "1m") as disk:
+        filler = disk / "filler"
+        with open(filler, "wb") as handle:
+            handle.write(bytes(os.statvfs(disk).f_bavail * os.statvfs(disk).f_frsize - free))
         checkpoint, log = disk / "run.pt", disk / "run.jsonl"
         done = cli(ws.train("--checkpoint", checkpoint, "--log", log, epochs=200))
         outcome.process(done.returncode, done.stderr, 1, "the disk is full")

@@ -36,7 +36,7 @@ def test_a_checkpoint_over_the_file_size_limit_keeps_the_previous_one(ws):
 
 def test_a_full_disk_is_one_sentence_and_loses_nothing(ws):
     try:
-        outcome = cases.full_disk(ws, "150k")
+        outcome = cases.full_disk(ws, 150_000)
     except OSError as error:
         pytest.skip(str(error))
     assert outcome.clean, outcome.report()
