@@ -160,6 +160,7 @@ def kill9_trial(ws: Workspace, reference: dict, seed: int, kills: int = 3,
     records, _ = read_log(log)
     epochs = sorted(r["epoch"] for r in records if r.get("event") == "epoch")
     outcome.expect(epochs == list(range(KILL_EPOCHS)),
-                   f"epoch records {epochs}, expected each of 0..{KILL_EPOCHS - 1} once")
+                   f"epoch records {epochs}, expected each of 0..{KILL_EPOCHS - 1} once",
+                   lost=True)
     outcome.expect(not leftovers(folder), f"left over: {leftovers(folder)}")
     return outcome
