@@ -56,7 +56,8 @@ def stop_cases(rng: random.Random) -> list[Case]:
              ("SIGHUP", "SIGINT"))
     found += [lambda ws, a=first, b=second, s=rng.randint(1, 10), g=gap:
               cases_stops.two_signals(ws, a, b, s, g)
-              for first, second in pairs for gap in (0.0, rng.uniform(0.005, 0.05))]
+              for first, second in pairs
+              for gap in (0.0, rng.uniform(0.005, 0.05), rng.uniform(0.05, 0.3))]
     found += [lambda ws, n=name, d=delay: cases_stops.signal_while_loading(ws, n, d)
               for name in ("SIGINT", "SIGTERM", "SIGHUP") for delay in (0.5, 2.0)]
     return found

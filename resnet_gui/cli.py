@@ -18,6 +18,7 @@ from resnet_gui.commands.console import (
     say,
     stdout_problem,
 )
+from resnet_gui.commands.stopping import handle_for_process, ignore_while_exiting
 from resnet_gui.errors import UsageError, UserError
 
 SUBCOMMANDS = ("presets", "summary", "export", "train")
@@ -71,6 +72,20 @@ def _window_parser() -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     args_list = list(sys.argv[1:] if argv is None else argv)
     reserve_standard_streams()
+    subcommand = bool(args_list and args_list[0] in SUBCOMMANDS)
+    if subcommand and argv is None:  # this process is the command (not a test calling main)
+        handle_for_process()
+    try:
+        code = _run(args_list)
+    except KeyboardInterrupt as error:  # a stop signal just after the command's own handling
+        code = getattr(error, "exit_code", 130)
+    finally:
+        if subcommand and argv is None:
+            ignore_while_exiting()
+    return code
+
+
+def _run(args_list: list[str]) -> int:
     try:
         if args_list and args_list[0] in SUBCOMMANDS or args_list[:1] in (["-h"], ["--help"]):
             parser = _subcommand_parser()

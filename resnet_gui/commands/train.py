@@ -2,8 +2,9 @@
 
 Ctrl-C, SIGTERM (``timeout``, ``docker stop``, Slurm) and SIGHUP stop at the next batch and save
 the checkpoint, log an ``end`` record and exit with 128 + the signal's number; a second signal
-aborts at once, though never in the middle of writing a file. ``--log`` writes one JSON object
-per line (see :mod:`resnet_gui.commands.jsonlog`).
+aborts at once, though never in the middle of writing a file (see
+:mod:`resnet_gui.commands.stopping`). ``--log`` writes one JSON object per line (see
+:mod:`resnet_gui.commands.jsonlog`).
 
 Outputs are guarded before any work starts: one run per file (a lock beside it, naming the
 holder's pid), no output naming another, no replacing a file that is not resnet-gui's, and no
@@ -16,9 +17,7 @@ import argparse
 import contextlib
 import math
 import os
-import signal
 import sys
-import threading
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -33,7 +32,8 @@ from resnet_gui.commands.paths import (
 )
 from resnet_gui.errors import UserError
 from resnet_gui.arch.resolve import resolve_architecture
-from resnet_gui.files import FileLock, abort_when_written, existing_kind, previous_path, same_file
+from resnet_gui.commands.stopping import Aborted, StopOnSignal
+from resnet_gui.files import FileLock, existing_kind, previous_path, same_file
 from resnet_gui.arch.recipe import (
     DATASETS,
     DEVICES,
@@ -245,70 +245,6 @@ class ProgressBar:
             bar.close()
 
 
-class Aborted(KeyboardInterrupt):
-    """A second stop signal: the run ends at once (after any file being written is whole)."""
-
-    def __init__(self, signum: int, training: bool) -> None:
-        super().__init__(signum)
-        self.signum = signum
-        self.exit_code = 128 + signum
-        name = signal.Signals(signum).name
-        self.message = (f"aborted by {name}; the last checkpoint saved is kept" if training
-                        else f"stopped by {name} before training began; nothing was saved")
-
-
-# SIGHUP: the terminal closed (not on Windows).
-STOP_SIGNALS = tuple(getattr(signal, name) for name in ("SIGINT", "SIGTERM", "SIGHUP")
-                     if hasattr(signal, name))
-
-
-class _StopOnInterrupt:
-    """The first SIGINT, SIGTERM or SIGHUP asks the trainer to stop after this batch and save;
-    a second one (or one before there is a trainer) aborts, once no file is half-written."""
-
-    def __init__(self) -> None:
-        self.trainer = None
-        self.signum: int | None = None
-        self.aborting = False
-        self.previous: dict[int, Any] = {}
-
-    @property
-    def interrupted(self) -> bool:
-        return self.signum is not None
-
-    @property
-    def exit_code(self) -> int:
-        return 0 if self.signum is None else 128 + self.signum
-
-    def __enter__(self) -> "_StopOnInterrupt":
-        if threading.current_thread() is threading.main_thread():
-            for signum in STOP_SIGNALS:
-                self.previous[signum] = signal.signal(signum, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.aborting:
-            return  # already on its way out
-        if self.signum is not None or self.trainer is None:
-            training = self.trainer is not None
-            abort_when_written(lambda: self._abort(signum, training))
-            return
-        self.signum = signum
-        name = signal.Signals(signum).name
-        say(f"\nresnet-gui: {name}: stopping after this batch and saving (a second signal "
-            "aborts)")
-        self.trainer.request_stop()
-
-    def _abort(self, signum: int, training: bool) -> None:
-        self.aborting = True
-        raise Aborted(signum, training)
-
-    def __exit__(self, *exc) -> None:
-        for signum, previous in self.previous.items():
-            signal.signal(signum, previous)
-        self.previous.clear()
-
-
 def check_threads(threads: int | None) -> None:
     """Between 1 and the machine's cores: far more threads than cores crash OpenMP."""
     cores = os.cpu_count() or 1
@@ -471,11 +407,11 @@ def report_finished(args: argparse.Namespace, checkpoint: dict[str, Any], progre
 def run_train(args: argparse.Namespace) -> int:
     check_threads(args.threads)
     outputs = check_paths(args)
-    with _StopOnInterrupt() as stopper, locked(outputs):
+    with StopOnSignal() as stopper, locked(outputs):
         return _train(args, outputs, stopper)
 
 
-def _train(args: argparse.Namespace, outputs: Outputs, stopper: _StopOnInterrupt) -> int:
+def _train(args: argparse.Namespace, outputs: Outputs, stopper: StopOnSignal) -> int:
     from resnet_gui.engine.checkpoint import checkpoint_architecture, load_checkpoint, progress_of
     from resnet_gui.engine.data import load_data
     from resnet_gui.engine.trainer import Trainer, fit_architecture

@@ -9,7 +9,7 @@ import signal
 
 import pytest
 
-from resnet_gui.commands.train import Aborted, _StopOnInterrupt
+from resnet_gui.commands.stopping import Aborted, StopOnSignal
 from resnet_gui.files import atomic_write_bytes
 from tests.faults import cases_stops as cases
 from tests.faults.harness import shared_workspace
@@ -55,7 +55,7 @@ def test_a_second_signal_during_a_save_aborts_only_once_the_file_is_whole(tmp_pa
         os.kill(os.getpid(), signal.SIGHUP)  # the handler runs now, inside the write
         real_fsync(fd)
 
-    with _StopOnInterrupt() as stopper:
+    with StopOnSignal() as stopper:
         stopper.trainer = trainer
         os.kill(os.getpid(), signal.SIGTERM)
         assert trainer.stops == 1 and stopper.exit_code == 128 + signal.SIGTERM
