@@ -21,6 +21,9 @@ from typing import Any
 from resnet_gui.commands.console import say
 from resnet_gui.files import abort_when_written
 
+_for_process = False  # handle_for_process() was called: this is a command-line process
+
+
 def signal_name(signum: int) -> str:
     return signal.Signals(signum).name
 
