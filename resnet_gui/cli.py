@@ -13,6 +13,13 @@ from collections.abc import Sequence
 from typing import NoReturn
 
 from resnet_gui import __version__
+from resnet_gui.commands.console import (
+    OutputLostError,
+    reserve_standard_streams,
+    say,
+    stdout_problem,
+)
+from resnet_gui.commands.stopping import handle_for_process, ignore_while_exiting
 from resnet_gui.errors import UsageError, UserError
 
 SUBCOMMANDS = ("presets", "summary", "export", "train", "predict", "grow")
@@ -79,6 +86,21 @@ def main(argv: Sequence[str] | None = None) -> int:
         # torchrun ... -m resnet_gui -- train ...: the "--" keeps torchrun's parser off our
         # options, and some Python versions' argparse pass it on.
         del args_list[0]
+    reserve_standard_streams()
+    subcommand = bool(args_list and args_list[0] in SUBCOMMANDS)
+    if subcommand and argv is None:  # this process is the command (not a test calling main)
+        handle_for_process()
+    try:
+        code = _run(args_list)
+    except KeyboardInterrupt as error:  # a stop signal just after the command's own handling
+        code = getattr(error, "exit_code", 130)
+    finally:
+        if subcommand and argv is None:
+            ignore_while_exiting()
+    return code
+
+
+def _run(args_list: list[str]) -> int:
     try:
         if args_list and args_list[0] in SUBCOMMANDS or args_list[:1] in (["-h"], ["--help"]):
             parser = _subcommand_parser()
@@ -90,17 +112,14 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return int(run_app(args.arch, screenshot=args.screenshot, data_dir=args.data_dir) or 0)
     except UserError as error:
-        print(f"resnet-gui: error: {error}", file=sys.stderr)
+        say(f"resnet-gui: error: {error}")
         return error.exit_code
-    except BrokenPipeError:
-        # The reader went away (``resnet-gui summary ... | head``): not an error.
-        import os
-
-        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
-        return 0
-    except KeyboardInterrupt:
-        print("resnet-gui: interrupted", file=sys.stderr)
-        return 130
+    except BrokenPipeError as error:  # output not written through write_stdout
+        say(f"resnet-gui: error: {stdout_problem(error)}")
+        return OutputLostError.exit_code
+    except KeyboardInterrupt as error:  # a second Ctrl-C (or SIGTERM) says its own exit code
+        say(f"resnet-gui: {getattr(error, 'message', 'interrupted')}")
+        return getattr(error, "exit_code", 130)
 
 
 if __name__ == "__main__":

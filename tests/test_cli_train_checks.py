@@ -20,11 +20,12 @@ def data_dir(tmp_path_factory):
 
 
 def one_error_line(capsys) -> str:
-    """The one error line, last on stderr (after at most a "loading" note)."""
+    """The one error line, last on stderr (after at most a "resuming" and a "loading" note)."""
     err = capsys.readouterr().err
     lines = err.strip().splitlines()
     assert "Traceback" not in err
-    assert all(line.startswith("resnet-gui: loading ") for line in lines[:-1]), err
+    assert all(line.startswith(("resnet-gui: loading ", "resnet-gui: resuming "))
+               for line in lines[:-1]), err
     assert lines[-1].startswith("resnet-gui: error: "), err
     return lines[-1]
 
@@ -310,13 +311,23 @@ def _wider(architecture: str) -> str:
     (lambda saved: saved.update(architecture=_wider(saved["architecture"])), "(RuntimeError)"),
     (lambda saved: saved.update(version="1"), "is damaged: its version is '1', not a whole "
      "number"),
+    # An edit that leaves the checksum as it was.
+    (lambda saved: saved.update(step=7, checksum=saved["checksum"]), "is damaged: its contents "
+     "do not match the checksum saved with them"),
 ])
 def test_a_damaged_checkpoint_is_one_line_and_left_as_it_was(change, problem, saved_checkpoint,
                                                            data_dir, tmp_path, capsys):
     import torch
 
+    from resnet_gui.engine.checkpoint import state_digest
+
     saved = torch.load(saved_checkpoint, weights_only=True)
+    checksum = saved["checksum"]
     change(saved)
+    if saved.get("checksum") == checksum and "stale" not in problem and "checksum" not in problem:
+        # Edited consistently (as another program might write it): the checksum passes and
+        # the state's own checks must catch the damage.
+        saved["checksum"] = state_digest(saved)
     path = tmp_path / "run.pt"
     torch.save(saved, path)
     before = path.read_bytes()
@@ -339,3 +350,54 @@ def test_a_batch_of_one_image_with_batch_norm_on_1x1_maps_is_refused(option, fix
         "resnet-gui: error: a batch of one image cannot train layer4.0.bn1: batch norm needs "
         f"two values per channel and its maps are 1x1; {fix}")
     assert list(tmp_path.iterdir()) == []
+
+
+@pytest.fixture
+def torch_threads():
+    import torch
+
+    previous = torch.get_num_threads()
+    yield torch
+    torch.set_num_threads(previous)
+
+
+def _with_threads(saved_checkpoint, path, threads):
+    """A copy of the saved checkpoint that records ``threads`` (as the trainer saves it)."""
+    import torch
+
+    from resnet_gui.engine.checkpoint import state_digest
+
+    saved = torch.load(saved_checkpoint, weights_only=True)
+    saved["threads"] = threads
+    saved["checksum"] = state_digest(saved)
+    torch.save(saved, path)
+    return path
+
+
+def test_resume_reuses_the_thread_count_the_checkpoint_records(saved_checkpoint, data_dir,
+                                                                tmp_path, capsys, torch_threads):
+    path = _with_threads(saved_checkpoint, tmp_path / "run.pt", 1)
+    torch_threads.set_num_threads(2)
+    assert train("--resume", path, "--data-dir", data_dir, "--max-steps", "2") == 0
+    assert "at epoch 1, step 1, on 1 thread, as the run used (--threads overrides)" in (
+        capsys.readouterr().err)
+    assert torch_threads.get_num_threads() == 1
+
+
+def test_resume_says_when_threads_break_bit_exactness(saved_checkpoint, data_dir, tmp_path,
+                                                       capsys, torch_threads):
+    from argparse import Namespace
+
+    from resnet_gui.commands.train import choose_threads
+
+    cores = os.cpu_count() or 1
+    assert choose_threads(Namespace(threads=1), {"threads": 2}) == (
+        "on 1 thread where the run used 2, so it will not repeat the uninterrupted run bit "
+        "for bit")
+    assert choose_threads(Namespace(threads=None), {"threads": cores + 1}).endswith(
+        f"the run used {cores + 1}, more than this machine's {cores} cores, so it will not "
+        "repeat the uninterrupted run bit for bit")
+    assert "does not record how many the run used" in choose_threads(Namespace(threads=None),
+                                                                      {})
+    assert choose_threads(Namespace(threads=None), {"threads": "2"}).startswith(
+        f"on {torch_threads.get_num_threads()} thread")  # not a count: ignored

@@ -147,6 +147,14 @@ def get_recipe(name: str) -> Recipe:
 # before it becomes a plan of centuries or a batch no memory holds.
 MAX_EPOCHS = 100_000
 MAX_BATCH_SIZE = 1 << 20
+# Upper bounds of the optimizer's numbers, with room to spare above any published setting yet
+# far below float32's 3.4e38, where torch's optimizer fails mid-step ("value cannot be converted
+# to type float without overflow"). Learning rates: the largest in use, linear scaling to
+# batches of 64k, are about 30. Weight decay multiplies the learning rate each step: SGD
+# uses 1e-4..5e-3, AdamW up to about 1; at 10 it already removes a tenth of every weight per
+# step at lr 0.01, so more is a typo (5e4 for 5e-4, say).
+MAX_LR = 1000.0
+MAX_WEIGHT_DECAY = 10.0
 
 
 def validate_recipe(recipe: Recipe) -> Recipe:
@@ -187,11 +195,18 @@ def validate_recipe(recipe: Recipe) -> Recipe:
         number("lr", recipe.lr, 0.0)
         if recipe.lr <= 0:
             fail("lr", f"must be > 0, got {recipe.lr}")
+        if recipe.lr > MAX_LR:
+            fail("lr", f"must be at most {MAX_LR:g} (30 is about the largest rate in use; "
+                 f"far larger ones overflow the optimizer's arithmetic), got {recipe.lr:g}")
     number("momentum", recipe.momentum, 0.0, 1.0)
     if recipe.nesterov and recipe.optimizer == "sgd" and recipe.momentum <= 0:
         fail("nesterov", "needs a momentum above 0; set --momentum (0.9 is usual)")
     number("weight_decay", recipe.weight_decay, 0.0)
-    number("warmup_epochs", recipe.warmup_epochs, 0.0)
+    if recipe.weight_decay > MAX_WEIGHT_DECAY:
+        fail("weight_decay", f"must be at most {MAX_WEIGHT_DECAY:g} (SGD uses about 5e-4, "
+             f"AdamW up to about 1; larger values erase the weights or overflow the optimizer's "
+             f"arithmetic), got {recipe.weight_decay:g}")
+    number("warmup_epochs", recipe.warmup_epochs, 0.0, float(MAX_EPOCHS))
     positive_int("step_every", recipe.step_every)
     number("step_gamma", recipe.step_gamma, 0.0, 1.0)
     number("label_smoothing", recipe.label_smoothing, 0.0, 0.99)

@@ -8,16 +8,14 @@ every error is an :class:`ArchitectureError` naming the field path.
 from __future__ import annotations
 
 import difflib
-import errno
 import json
 import os
 import stat
-import tempfile
-from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from resnet_gui.errors import ArchitectureError, FileWriteError
+from resnet_gui.errors import ArchitectureError
+from resnet_gui.files import atomic_write_bytes  # noqa: F401 - imported from here too
 from resnet_gui.arch.model import (
     MAX_BLOCKS_PER_STAGE,
     Architecture,
@@ -31,9 +29,6 @@ from resnet_gui.arch.model import (
 
 SCHEMA = "resnet-gui/architecture"
 
-# The process's umask, read once at import (reading it means setting it, briefly).
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
 SCHEMA_VERSION = 1
 # The largest architecture file read: real ones are a few kB, even 512-block stages a few MB.
 MAX_FILE_BYTES = 64 * 2**20
@@ -237,71 +232,6 @@ def load_file(path: str | os.PathLike) -> Architecture:
             f"{path} is not a text file; choose a .json architecture saved by resnet-gui"
         ) from None
     return loads(text, source=str(path))
-
-
-def atomic_write_bytes(path: str | os.PathLike, data: bytes,
-                       before_replace: Callable[[Path], None] | None = None) -> None:
-    """Write ``data`` to ``path`` so that a crash or a full disk never leaves half a file.
-
-    Temp file in the same folder, flush, fsync, ``before_replace(path)`` (a checkpoint keeps
-    the file it replaces there), ``os.replace``, then fsync the folder: the old file stays
-    intact until the new one is complete. Raises :class:`FileWriteError`.
-    """
-    path = Path(path)
-    folder = path.parent if str(path.parent) else Path(".")
-    try:
-        existing = os.stat(path)  # once: its mode, and whether there is a file to replace
-    except OSError:
-        existing = None
-    # Replacing goes through the folder, so it would pass over a file the user write-protected.
-    if existing is not None and stat.S_ISREG(existing.st_mode) and not existing.st_mode & 0o222:
-        raise FileWriteError(f"{path} is read-only; make it writable or choose another name",
-                             "the file is read-only", before_writing=True)
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=folder)
-    except OSError as error:
-        reason = error.strerror or str(error)
-        raise FileWriteError(f"cannot write {path}: {reason}; choose another folder",
-                             reason, before_writing=True) from None
-    try:
-        with os.fdopen(fd, "wb") as handle:
-            handle.write(data)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp makes the file private (0600); give it the mode the file had, or the mode
-        # a plain open() would give it.
-        os.chmod(tmp, existing.st_mode & 0o7777 if existing is not None else 0o666 & ~_UMASK)
-        if before_replace is not None and existing is not None:
-            before_replace(path)
-        os.replace(tmp, path)
-        _fsync_folder(folder)
-    except OSError as error:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        reason = ("the disk is full" if error.errno in (errno.ENOSPC, errno.EDQUOT)
-                  else error.strerror or str(error))
-        raise FileWriteError(
-            f"could not save {path}: {reason}; any previous version of the file is unchanged",
-            reason, before_writing=False) from None
-
-
-def _fsync_folder(folder: Path) -> None:
-    """Make the rename itself durable (POSIX; elsewhere the replace is enough)."""
-    if os.name != "posix":
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY)
-    except OSError:
-        return
-    try:
-        os.fsync(fd)
-    except OSError:
-        pass
-    finally:
-        os.close(fd)
 
 
 def save_file(arch: Architecture, path: str | os.PathLike) -> None:

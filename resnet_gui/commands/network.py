@@ -11,10 +11,12 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
+import os
 
-from resnet_gui.commands.paths import file_to_write
+from resnet_gui.commands.console import say, write_stdout
+from resnet_gui.commands.paths import file_to_write, names_standard_output
 from resnet_gui.errors import ArchitectureError, UserError
+from resnet_gui.files import same_file
 from resnet_gui.arch import resolve as arch_resolve
 from resnet_gui.arch.model import Architecture, validate
 from resnet_gui.arch.presets import PRESETS
@@ -139,8 +141,8 @@ def checkpoint_architecture_at(path: str) -> Architecture:
 
 def run_presets(args: argparse.Namespace) -> int:
     width = max(len(name) for name in PRESETS)
-    for name, preset in PRESETS.items():
-        print(f"{name:<{width}}  {preset.description}")
+    write_stdout("".join(f"{name:<{width}}  {preset.description}\n"
+                         for name, preset in PRESETS.items()))
     return 0
 
 
@@ -236,11 +238,9 @@ def run_summary(args: argparse.Namespace) -> int:
 
     result = analyse(arch)
     for warning in result.warnings:
-        print(f"resnet-gui: warning: {warning}", file=sys.stderr)
-    if args.json:
-        print(json.dumps(summary_json(result)))
-    else:
-        print(format_summary(result))
+        say(f"resnet-gui: warning: {warning}")
+    write_stdout((json.dumps(summary_json(result)) if args.json else format_summary(result))
+                 + "\n")
     return 0
 
 
@@ -255,16 +255,19 @@ def run_export(args: argparse.Namespace) -> int:
         return _export_checkpoint(args)
     arch = _architecture_from_args(args)  # before importing torch: bad input fails fast
     example = f"{arch.name}.{args.fmt}"
-    if args.out == "-":
+    if names_standard_output(args.out):
         if args.fmt not in STDOUT_FORMATS:
-            raise UserError(f"--out - (standard output) takes only the text formats json and "
-                            f"py; give a file name for {args.fmt}, such as {example}")
+            raise UserError(f"--out {args.out} (standard output) takes only the text formats "
+                            f"json and py; give a file name for {args.fmt}, such as {example}")
         return _export_to_stdout(arch, args.fmt)
-    file_to_write("--out", args.out, example)
+    file_to_write("--out", args.out, example, dash=args.fmt in STDOUT_FORMATS)
+    if os.path.isfile(args.arch) and same_file(args.arch, args.out):
+        raise UserError(f"--out {args.out} is the architecture file being exported; an export "
+                        f"never replaces its input, so choose another name such as {example}")
     from resnet_gui.engine.export import export
 
     path = export(arch, args.fmt, args.out)
-    print(f"wrote {path} ({args.fmt})")
+    say(f"wrote {path} ({args.fmt})")
     return 0
 
 
@@ -275,7 +278,7 @@ def _export_to_stdout(arch: Architecture, fmt: str) -> int:
         from resnet_gui.engine.export import to_python_source
 
         text = to_python_source(arch)
-    sys.stdout.write(text if text.endswith("\n") else text + "\n")
+    write_stdout(text if text.endswith("\n") else text + "\n")
     return 0
 
 

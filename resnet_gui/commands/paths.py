@@ -1,5 +1,10 @@
-"""Checks of the file paths given on the command line, before any work starts: a folder
-where a file belongs, or a file to read that is not there, is one sentence naming the option."""
+"""Checks of the file paths given on the command line, before any work starts: a folder,
+device, pipe or socket where a file belongs, a file to read that is not there, or two outputs
+naming one file, is one sentence naming the option.
+
+``-`` names standard output where an option allows it; so does a path that is the terminal
+or pipe standard output already is (``/dev/stdout``). Symbolic links are written through (see
+:mod:`resnet_gui.files`)."""
 
 from __future__ import annotations
 
@@ -7,6 +12,7 @@ import os
 from pathlib import Path
 
 from resnet_gui.errors import UserError
+from resnet_gui.files import existing_kind, same_file
 
 
 # os.path's tests, not Path's: they answer False where the name cannot even be looked up
@@ -20,11 +26,30 @@ def _names_a_folder(path: str) -> bool:
 MAX_NAME_BYTES = 230
 
 
-def file_to_write(option: str, path: str, example: str) -> str:
-    """``path`` unless it names a folder; ``example`` is a file name to suggest inside it."""
+def names_standard_output(path: str) -> bool:
+    """``-``, or a path naming the terminal or pipe that standard output is (``/dev/stdout``;
+    a regular file it is redirected to stays a file, written atomically)."""
+    if path == "-":
+        return True
+    try:
+        ours, theirs = os.fstat(1), os.stat(path)
+    except (OSError, ValueError):
+        return False
+    return ((ours.st_dev, ours.st_ino) == (theirs.st_dev, theirs.st_ino)
+            and existing_kind(path) is not None)
+
+
+def file_to_write(option: str, path: str, example: str, dash: bool = False) -> str:
+    """``path`` unless it names a folder, device, pipe or socket; ``example`` is a file name
+    to suggest; ``dash``: the option takes ``-`` for standard output."""
     if _names_a_folder(path):
         raise UserError(f"{option} {path} is a folder; give a file path such as "
                         f"{Path(path) / example}")
+    kind = existing_kind(path)
+    if kind is not None:
+        stdout = " (or - for standard output)" if dash else ""
+        raise UserError(f"{option} {path} is {kind}, not a file; give the path of a file{stdout} "
+                        f"such as {example}")
     if len(os.fsencode(Path(path).name)) > MAX_NAME_BYTES:
         raise UserError(f"{option}: the file name is longer than the {MAX_NAME_BYTES} bytes "
                         f"resnet-gui can save under; choose a shorter name such as {example}")
@@ -50,6 +75,18 @@ def file_to_read(option: str, path: str, example: str, what: str) -> str:
     if os.path.isdir(path):
         raise UserError(f"{option} {path} is a folder; give {what} in it, such as "
                         f"{Path(path) / example}")
+    kind = existing_kind(path)
+    if kind is not None:
+        raise UserError(f"{option} {path} is {kind}, not a file; give the path of {what}")
     if not os.path.isfile(path):
         raise UserError(f"{option} {path} does not exist; give the path of {what}")
     return path
+
+
+def distinct_outputs(named: list[tuple[str, str]]) -> None:
+    """Refuse two options naming one file (also through links), as ``(option, path)``."""
+    for index, (option, path) in enumerate(named):
+        for other, other_path in named[index + 1:]:
+            if same_file(path, other_path):
+                raise UserError(f"{option} {path} and {other} {other_path} name the same file; "
+                                f"give {option} a file of its own")

@@ -1,28 +1,42 @@
 """``resnet-gui train ARCH``: train from the command line with a progress bar.
 
-Ctrl-C stops at the next batch and saves the checkpoint (a second Ctrl-C aborts at once);
-``--log`` writes one JSON object per line (``"event": "start" | "step" | "telemetry" |
-"epoch" | "end"``). On several processes (``--nproc N``, or under torchrun) see
-:mod:`resnet_gui.commands.distributed`.
+Ctrl-C, SIGTERM (``timeout``, ``docker stop``, Slurm) and SIGHUP stop at the next batch and save
+the checkpoint, log an ``end`` record and exit with 128 + the signal's number; a second signal
+aborts at once, though never in the middle of writing a file (see
+:mod:`resnet_gui.commands.stopping`). ``--log`` writes one JSON object per line (see
+:mod:`resnet_gui.commands.jsonlog`). On several processes (``--nproc N``, or under
+torchrun) see :mod:`resnet_gui.commands.distributed`.
+
+Outputs are guarded before any work starts: one run per file (a lock beside it, naming the
+holder's pid), no output naming another, no replacing a file that is not resnet-gui's, and no
+new run over a checkpoint holding an unfinished one unless ``--overwrite`` says so.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
+import contextlib
 import math
 import os
-import signal
 import sys
-import threading
-from typing import Any, TextIO
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Any
 
 from resnet_gui.commands import control, distributed
-from resnet_gui.commands.paths import file_to_read, file_to_write
+from resnet_gui.commands.console import say, stderr_lost
+from resnet_gui.commands.jsonlog import JsonLog, is_resnet_gui_log
+from resnet_gui.commands.paths import (
+    distinct_outputs,
+    file_to_read,
+    file_to_write,
+    names_standard_output,
+)
 from resnet_gui.errors import UserError
 from resnet_gui.arch.model import Architecture
 from resnet_gui.arch.resolve import is_checkpoint_file, resolve_architecture
-from resnet_gui.arch.numbers import json_value
+from resnet_gui.commands.stopping import Aborted, StopOnSignal
+from resnet_gui.files import FileLock, existing_kind, previous_path, same_file
 from resnet_gui.arch.recipe import (
     DATASETS,
     DEVICES,
@@ -135,7 +149,12 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     output.add_argument("--resume", metavar="PATH",
                         help="continue the run of this checkpoint, saving back to it unless "
                         "--checkpoint names another file")
-    output.add_argument("--log", metavar="FILE.jsonl", help="write events as JSON lines")
+    output.add_argument("--log", metavar="FILE.jsonl",
+                        help="write events as JSON lines (- for standard output; on --resume "
+                        "the log is continued)")
+    output.add_argument("--overwrite", action="store_true",
+                        help="start a new run even where --checkpoint holds an unfinished one "
+                        "(without it, such a checkpoint is refused: --resume continues it)")
     output.add_argument("--tensorboard", metavar="DIR",
                         help="write loss, accuracy, learning rate and examples/s as "
                         "TensorBoard event files in DIR (needs tensorboardX)")
@@ -167,9 +186,9 @@ def new_run_start(args: argparse.Namespace) -> tuple[Architecture, Recipe]:
     checkpoint = load_checkpoint(args.arch)
     base = get_recipe(args.recipe) if args.recipe else checkpoint_recipe(
         checkpoint, args.arch).replace(max_steps=None, weights=None, freeze=None)
-    print(f"resnet-gui: note: a new run of the architecture and plan of {args.arch}, from "
-          f"random weights (--resume {args.arch} continues that run; --weights {args.arch} "
-          "starts from its weights)", file=sys.stderr)
+    say(f"resnet-gui: note: a new run of the architecture and plan of {args.arch}, from "
+        f"random weights (--resume {args.arch} continues that run; --weights {args.arch} "
+        "starts from its weights)")
     return checkpoint_architecture(checkpoint, args.arch), base
 
 
@@ -183,8 +202,8 @@ def build_recipe(args: argparse.Namespace, base: Recipe, resuming: bool) -> Reci
         if args.recipe:
             ignored.append("--recipe")
         if ignored:
-            print(f"resnet-gui: note: --resume continues the checkpoint's plan; "
-                  f"{', '.join(ignored)} ignored", file=sys.stderr)
+            say(f"resnet-gui: note: --resume continues the checkpoint's plan; "
+                f"{', '.join(ignored)} ignored")
     changes = {field: getattr(args, option) for option, field in options.items()
                if getattr(args, option) is not None}
     try:
@@ -194,66 +213,20 @@ def build_recipe(args: argparse.Namespace, base: Recipe, resuming: bool) -> Reci
     return validate_recipe(recipe)
 
 
-class JsonLog:
-    """Trainer callback writing one JSON object per line, flushed as it goes."""
+def _survives_lost_stderr(method):
+    """A progress method that goes on when standard error is closed: progress is not worth
+    stopping a run for (nor is a half-drawn bar worth a traceback)."""
 
-    def __init__(self, path: str, append: bool) -> None:
+    def guarded(self, *args):
         try:
-            self.handle: TextIO = open(path, "a" if append else "w", encoding="utf-8")
-        except OSError as error:
-            raise UserError(f"cannot write the log {path}: {error.strerror}; choose another "
-                            "path for --log") from None
+            method(self, *args)
+        except (OSError, ValueError):  # a closed pipe, or a stream closed under it
+            stderr_lost()
+            self.bar = None
+            self.enabled = False
 
-    def write(self, record: dict[str, Any]) -> None:
-        finite = {key: json_value(value) for key, value in record.items()}
-        self.handle.write(json.dumps(finite, allow_nan=False) + "\n")
-        self.handle.flush()
-
-    def on_train_start(self, event) -> None:
-        self.write({"event": "start", "architecture": event.architecture,
-                    "input_shape": list(event.input_shape), "device": event.device,
-                    "precision": event.precision, "batch_size": event.batch_size,
-                    "epochs": event.epochs, "steps_per_epoch": event.steps_per_epoch,
-                    "start_epoch": event.start_epoch, "start_step": event.start_step,
-                    "num_train": event.num_train, "num_test": event.num_test,
-                    "class_names": list(event.class_names), "recipe": event.recipe,
-                    "processes": event.processes})
-
-    def on_batch_end(self, event) -> None:
-        self.write({"event": "step", "epoch": event.epoch, "step": event.step,
-                    "batch": event.batch, "epoch_progress": event.epoch_progress,
-                    "loss": event.loss, "accuracy": event.accuracy, "lr": event.lr,
-                    "examples_per_sec": event.examples_per_sec})
-
-    def on_epoch_end(self, event) -> None:
-        self.write({"event": "epoch", "epoch": event.epoch, "step": event.step,
-                    "train_loss": event.train_loss, "train_acc": event.train_accuracy,
-                    "test_loss": event.test_loss, "test_acc": event.test_accuracy,
-                    "lr": event.lr, "seconds": event.seconds,
-                    "examples_per_sec": event.examples_per_sec,
-                    "checkpoint": event.checkpoint})
-
-    def on_train_end(self, event) -> None:
-        self.write({"event": "end", "reason": event.reason, "epoch": event.epoch,
-                    "step": event.step, "train_loss": event.train_loss,
-                    "train_acc": event.train_accuracy, "test_acc": event.test_accuracy,
-                    "examples_per_sec": event.examples_per_sec, "seconds": event.seconds,
-                    "checkpoint": event.checkpoint, "message": event.message,
-                    "learned": event.learned, "verdict": event.verdict})
-
-    def on_telemetry(self, event) -> None:
-        self.write({"event": "telemetry", "step": event.step,
-                    "epoch_progress": event.epoch_progress,
-                    "blocks": [{name: json_value(value) for name, value in vars(block).items()}
-                               for block in event.blocks]})
-
-    def on_exception(self, error: BaseException) -> None:
-        self.write({"event": "error", "message": str(error) or type(error).__name__})
-
-    def on_notice(self, message: str) -> None: ...
-
-    def close(self) -> None:
-        self.handle.close()
+    guarded.__name__, guarded.__doc__ = method.__name__, method.__doc__
+    return guarded
 
 
 class ProgressBar:
@@ -270,6 +243,7 @@ class ProgressBar:
 
         tqdm.write(text, file=sys.stderr)
 
+    @_survives_lost_stderr
     def on_train_start(self, event) -> None:
         from tqdm import tqdm
 
@@ -285,6 +259,7 @@ class ProgressBar:
                         dynamic_ncols=True, file=sys.stderr,
                         disable=not self.enabled or None, leave=True)
 
+    @_survives_lost_stderr
     def on_batch_end(self, event) -> None:
         if self.bar is None:
             return
@@ -296,6 +271,7 @@ class ProgressBar:
             f"acc {event.accuracy:.3f}"
             + (f" {speed:,.0f} ex/s" if math.isfinite(speed) else ""), refresh=False)
 
+    @_survives_lost_stderr
     def on_epoch_end(self, event) -> None:
         self._write(f"epoch {event.epoch + 1}/{self.epochs}: train loss {event.train_loss:.4f} "
                     f"acc {event.train_accuracy:.4f}, test loss {event.test_loss:.4f} "
@@ -308,39 +284,15 @@ class ProgressBar:
     def on_exception(self, error: BaseException) -> None:
         self.close()
 
+    @_survives_lost_stderr
     def on_notice(self, message: str) -> None:
         self._write(f"resnet-gui: note: {message}")
 
+    @_survives_lost_stderr
     def close(self) -> None:
         if self.bar is not None:
-            self.bar.close()
-            self.bar = None
-
-
-class _StopOnInterrupt:
-    """First Ctrl-C: stop after this batch and save; a second one aborts at once."""
-
-    def __init__(self, trainer) -> None:
-        self.trainer = trainer
-        self.interrupted = False
-        self.previous = None
-
-    def __enter__(self) -> "_StopOnInterrupt":
-        if threading.current_thread() is threading.main_thread():
-            self.previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame) -> None:
-        if self.interrupted:
-            raise KeyboardInterrupt
-        self.interrupted = True
-        print("\nresnet-gui: stopping after this batch and saving (Ctrl-C again aborts)",
-              file=sys.stderr)
-        self.trainer.request_stop()
-
-    def __exit__(self, *exc) -> None:
-        if self.previous is not None:
-            signal.signal(signal.SIGINT, self.previous)
+            bar, self.bar = self.bar, None
+            bar.close()
 
 
 def check_threads(threads: int | None) -> None:
@@ -357,18 +309,158 @@ def check_telemetry_every(every: int | None) -> None:
                         f"got {every}")
 
 
-def check_paths(args: argparse.Namespace) -> None:
+@dataclass(frozen=True)
+class Outputs:
+    """Where a run writes: its checkpoint and its log (``-``: standard output), or None."""
+
+    checkpoint: str | None
+    log: str | None
+
+
+def check_paths(args: argparse.Namespace) -> Outputs:
+    """Refuse, before any work, a path to read or write that cannot be used (see the module
+    docstring); the checks that need torch come later, in :func:`check_checkpoint_target`."""
     if args.weights and args.weights != IMAGENET_WEIGHTS and not args.resume:
         file_to_read("--weights", args.weights, "resnet18.pth", f"a state dict (.pth), a "
                      f"resnet-gui checkpoint, or {IMAGENET_WEIGHTS}")
     if args.resume:
         file_to_read("--resume", args.resume, "model.pt",
                      "a checkpoint written by resnet-gui train --checkpoint")
-    if args.checkpoint or args.resume:  # a resumed run saves back to its file by default
+    checkpoint = args.checkpoint or args.resume  # a resumed run saves back to its file
+    if checkpoint:
         file_to_write("--checkpoint" if args.checkpoint else "--checkpoint (by default the "
-                      "--resume file)", args.checkpoint or args.resume, "model.pt")
+                      "--resume file)", checkpoint, "model.pt")
+        kept = previous_path(checkpoint)
+        if existing_kind(kept) is not None:
+            raise UserError(f"{kept}, where the checkpoint {checkpoint} keeps its previous "
+                            f"version, is {existing_kind(kept)}; move it away or choose another "
+                            "--checkpoint")
+    log = None
     if args.log:
-        file_to_write("--log", args.log, "run.jsonl")
+        log = "-" if names_standard_output(args.log) else file_to_write(
+            "--log", args.log, "run.jsonl", dash=True)
+    if log and log != "-":
+        if os.path.isfile(log) and not is_resnet_gui_log(log):
+            raise UserError(f"--log {log} exists and is not a resnet-gui log (its first line is "
+                            "no log record), so it is left alone; choose another file")
+        named = [("--log", log)]
+        if checkpoint:
+            named += [("--checkpoint", checkpoint),
+                      ("the checkpoint's previous version", str(previous_path(checkpoint)))]
+        if args.resume and not (checkpoint and same_file(checkpoint, args.resume)):
+            named.append(("--resume", args.resume))
+        distinct_outputs(named)
+        if os.path.isfile(log) and os.stat(log).st_nlink > 1:
+            # Appends go to the file under every name, and the lock is taken by name.
+            raise UserError(f"--log {log} has other names (hard links), which another run could "
+                            "write through; give the log a file of its own")
+    return Outputs(checkpoint, log)
+
+
+@contextlib.contextmanager
+def locked(outputs: Outputs) -> Iterator[None]:
+    """Hold the lock of every output file: a second run writing one of them is refused."""
+    with contextlib.ExitStack() as stack:
+        if outputs.checkpoint:
+            stack.enter_context(FileLock(outputs.checkpoint,
+                                         f"the checkpoint {outputs.checkpoint}"))
+        if outputs.log and outputs.log != "-":
+            stack.enter_context(FileLock(outputs.log, f"the log {outputs.log}"))
+        yield
+
+
+def check_checkpoint_target(args: argparse.Namespace, target: str | None) -> None:
+    """A checkpoint file a new run would replace must be resnet-gui's, and not hold an
+    unfinished run unless --overwrite says so (checked under the lock: no run changes it)."""
+    from resnet_gui.engine.checkpoint import saved_progress
+
+    if target is None or not os.path.exists(target):
+        return
+    if args.resume and same_file(target, args.resume):
+        return  # the run being resumed saves back to its own file
+    progress = saved_progress(target)
+    if progress is None:
+        raise UserError(f"--checkpoint {target} exists and is not a resnet-gui checkpoint (or "
+                        "is too damaged to read), so it is left alone; choose another file")
+    if not progress.finished and not args.overwrite:
+        raise UserError(f"--checkpoint {target} holds an unfinished run (epoch "
+                        f"{progress.epoch} of {progress.epochs}, step {progress.step}); continue "
+                        f"it with --resume {target}, or give --overwrite to start a new run in "
+                        "its place")
+
+
+def choose_threads(args: argparse.Namespace, checkpoint: dict[str, Any] | None) -> str:
+    """Set torch's thread count: --threads, else on --resume the count the checkpoint's run
+    used (a resumed run repeats the uninterrupted one bit for bit only with the same count).
+    Returns a phrase for the resume message."""
+    import torch
+
+    saved = checkpoint.get("threads") if checkpoint is not None else None
+    if isinstance(saved, bool) or not isinstance(saved, int) or saved < 1:
+        saved = None
+    cores = os.cpu_count() or 1
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
+        if saved is not None and saved != args.threads:
+            return (f"on {_threads(args.threads)} where the run used {saved}, so it will not "
+                    "repeat the uninterrupted run bit for bit")
+        return f"on {_threads(args.threads)}"
+    if saved is not None and saved <= cores:
+        torch.set_num_threads(saved)
+        return f"on {_threads(saved)}, as the run used (--threads overrides)"
+    if saved is not None:
+        return (f"on {_threads(torch.get_num_threads())}: the run used {saved}, more than this "
+                f"machine's {cores} cores, so it will not repeat the uninterrupted run bit for "
+                "bit")
+    return (f"on {_threads(torch.get_num_threads())} (the checkpoint does not record how many "
+            "the run used; only the same count repeats it bit for bit)")
+
+
+def _threads(count: int) -> str:
+    return "1 thread" if count == 1 else f"{count} threads"
+
+
+def check_resumable(args: argparse.Namespace, progress) -> bool:
+    """False when the checkpoint's run already finished its plan (nothing to train); a
+    --max-steps the checkpoint already reached is refused."""
+    if progress.finished:
+        return False
+    if args.max_steps is not None and args.max_steps <= progress.step:
+        raise UserError(f"--max-steps {args.max_steps}: the checkpoint {args.resume} is "
+                        f"already at step {progress.step}; give a larger --max-steps to train "
+                        "on")
+    return True
+
+
+def saved_recipe(checkpoint: dict[str, Any], path: str) -> Recipe:
+    from resnet_gui.engine.checkpoint import damaged
+
+    try:
+        return Recipe.from_dict(checkpoint.get("recipe"))
+    except (UserError, TypeError) as error:
+        raise damaged(path, f"is damaged: its training recipe is not valid ({error})") from None
+
+
+def report_finished(args: argparse.Namespace, checkpoint: dict[str, Any], progress,
+                    outputs: Outputs) -> int:
+    """Resuming a run that completed its plan: say so, log a complete ``end`` record, exit 0."""
+    epoch, step = progress.epoch, progress.step
+    message = (f"{args.resume} already completed its {epoch} epochs ({step} steps); there is "
+               "nothing left to train (start a new run to train again)")
+    record: dict[str, Any] = {"event": "end", "reason": "completed", "epoch": epoch,
+                              "step": step, "seconds": 0.0}
+    accuracy = checkpoint.get("last_test_accuracy")
+    if isinstance(accuracy, float) and math.isfinite(accuracy):
+        record["test_acc"] = accuracy
+    record.update(checkpoint=args.resume, message=message)
+    if outputs.log:
+        log = JsonLog(outputs.log, resume_step=step)
+        log.write(record)
+        log.close()
+        if log.failure:
+            raise UserError(f"{log.failure}; {message}")
+    say(f"resnet-gui: completed: {message}")
+    return 0
 
 
 def run_train(args: argparse.Namespace) -> int:
@@ -379,65 +471,92 @@ def train_here(args: argparse.Namespace) -> int:
     """The run in this process (one of several under torchrun: see commands/distributed.py)."""
     check_threads(args.threads)
     check_telemetry_every(args.telemetry_every)
-    check_paths(args)
-    from resnet_gui.engine.checkpoint import checkpoint_architecture, load_checkpoint
+    outputs = check_paths(args)
+    with StopOnSignal() as stopper, locked(outputs if _writes_files() else Outputs(None, None)):
+        return _train(args, outputs, stopper)
+
+
+def _writes_files() -> bool:
+    """This process writes the run's files: alone, or rank 0 of several."""
+    from resnet_gui.engine.distributed import current_world
+
+    return current_world().is_main
+
+
+def _train(args: argparse.Namespace, outputs: Outputs, stopper: StopOnSignal) -> int:
+    from resnet_gui.engine.checkpoint import checkpoint_architecture, load_checkpoint, progress_of
     from resnet_gui.engine.data import load_data
     from resnet_gui.engine.distributed import current_world
     from resnet_gui.engine.tensorboard import TensorBoardWriter
     from resnet_gui.engine.trainer import Trainer, fit_architecture
 
-    if args.threads is not None:  # after the engine's import, which sets OpenMP's defaults
-        import torch
-
-        torch.set_num_threads(args.threads)
+    check_checkpoint_target(args, outputs.checkpoint)
     checkpoint = load_checkpoint(args.resume) if args.resume else None
+    progress = progress_of(checkpoint, args.resume) if checkpoint is not None else None
+    if progress is not None and not check_resumable(args, progress):
+        return report_finished(args, checkpoint, progress, outputs)
+    threads = choose_threads(args, checkpoint)  # after the engine's import: see check_threads
     if args.arch is None and checkpoint is None:
         raise UserError("give an architecture to train (a preset name such as fmnist-fast, or "
                         "a JSON file), or --resume a checkpoint")
     if checkpoint is not None:
         # The stored plan, without the stored run's --max-steps (that bound ended it).
-        base = Recipe.from_dict(checkpoint.get("recipe")).replace(max_steps=None)
+        base = saved_recipe(checkpoint, args.resume).replace(max_steps=None)
         arch = (resolve_architecture(args.arch) if args.arch
                 else checkpoint_architecture(checkpoint, args.resume))
+        say(f"resnet-gui: resuming {args.resume} at epoch {progress.epoch + 1}, step "
+            f"{progress.step}, {threads}")
     else:
         arch, base = new_run_start(args)
     # The architecture's input size is the size that trains (--resize overrides it).
     recipe = with_input_size(build_recipe(args, base, resuming=checkpoint is not None), arch)
 
-    print(f"resnet-gui: loading {recipe.dataset}...", file=sys.stderr)
+    say(f"resnet-gui: loading {recipe.dataset}...")
     with current_world().main_first():  # one download into a shared folder, not N
         data = load_data(recipe)
     arch = fit_architecture(arch, data, recipe)
-    progress = ProgressBar(enabled=not args.no_progress)
-    callbacks: list[Any] = [progress]
-    log = JsonLog(args.log, append=checkpoint is not None) if args.log else None
+    bar = ProgressBar(enabled=not args.no_progress)
+    callbacks: list[Any] = [bar]
+    log = (JsonLog(outputs.log, resume_step=progress.step if progress else None)
+           if outputs.log else None)
     if log is not None:
         callbacks.append(log)
     if args.tensorboard:
         callbacks.append(TensorBoardWriter(args.tensorboard))
-    trainer = Trainer(arch, recipe, callbacks=callbacks,
-                      checkpoint_path=args.checkpoint or args.resume, resume_from=args.resume,
-                      data=data)
+    trainer = Trainer(arch, recipe, callbacks=callbacks, checkpoint_path=outputs.checkpoint,
+                      resume_from=args.resume, data=data)
     if args.telemetry_every is not None:
         trainer.telemetry_every = args.telemetry_every
+    stopper.trainer = trainer
+    if log is not None:
+        log.on_failure = trainer.request_stop  # stop, saving the checkpoint, and say why
     if args.control:
         control.follow(sys.stdin, trainer)
     try:
-        with _StopOnInterrupt(trainer) as interrupt:
-            end = trainer.run()
+        end = trainer.run()
+    except Aborted as aborted:
+        if log is not None:
+            log.write({"event": "end", "reason": "aborted", "epoch": log.last_epoch,
+                       "step": log.last_step, "message": aborted.message})
+        raise
     finally:
-        progress.close()
+        bar.close()
         if log is not None:
             log.close()
+    if log is not None and log.failure:
+        kept = (f"the checkpoint {end.checkpoint} resumes it" if end.checkpoint
+                else "no checkpoint was kept (give --checkpoint to keep one)")
+        raise UserError(f"{log.failure}; training stopped at step {end.step} and {kept}")
     summary = (f"resnet-gui: {end.reason}: {end.epoch} epochs, {end.step} steps, "
                f"test accuracy {_percent(end.test_accuracy)}, "
                f"{_speed(end.examples_per_sec)}, {end.seconds:.1f} s")
     if end.checkpoint:
         summary += f"; checkpoint {end.checkpoint}"
     if end.learned is False:
-        print(f"resnet-gui: warning: {end.verdict}", file=sys.stderr)
-    print(summary, file=sys.stderr)
-    return 130 if interrupt.interrupted else 0
+        say(f"resnet-gui: warning: {end.verdict}")
+    say(summary)
+    # 128 + N when a signal stopped the run (not when one came as it was completing anyway).
+    return stopper.exit_code if end.reason == "stopped" else 0
 
 
 def _percent(value: float) -> str:

@@ -3,17 +3,23 @@ words why they do not fit another architecture.
 
 A checkpoint is one ``torch.save`` dict of tensors, numbers, strings, lists and dicts (no
 pickled classes): model, optimizer, scheduler and scaler states, epoch, position in the epoch,
-step, RNG states, the epoch's data order, the architecture JSON and the recipe. Writing goes to
-a temp file in the same folder (flush, fsync), the current file is kept as ``NAME.prev.pt``,
-then the temp file replaces it: at every instant a complete checkpoint exists.
+step, RNG states, the epoch's data order, the architecture JSON and the recipe, and a sha256
+checksum of all of it, checked on load (a flipped bit is "damaged", not a silent resume).
+Writing goes to a temp file in the same folder (flush, fsync), the current file is kept as
+``NAME.prev.pt``, then the temp file replaces it: at every instant a complete checkpoint exists.
+A symbolic link is written through (see :mod:`resnet_gui.files`): the ``.prev`` file then sits
+beside the link's target.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
+import hashlib
 import io
 import os
 import shutil
-import tempfile
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -22,22 +28,34 @@ from torch import nn
 
 from resnet_gui.errors import ArchitectureError, CheckpointError, FileWriteError
 from resnet_gui.arch.model import Architecture
-from resnet_gui.arch.serialize import atomic_write_bytes, loads
+from resnet_gui.arch.serialize import loads
+from resnet_gui.files import (
+    atomic_write_bytes,
+    create_temporary,
+    existing_kind,
+    previous_path,
+    remove_stale_temporaries,
+    write_target,
+)
 
 FORMAT = "resnet-gui/checkpoint"
 VERSION = 1
-
-
-def previous_path(path: str | os.PathLike) -> Path:
-    """Where the checkpoint before the current one is kept: ``run.pt`` -> ``run.prev.pt``."""
-    path = Path(path)
-    return path.with_name(f"{path.stem}.prev{path.suffix or '.pt'}")
+# sha256 of everything else in the checkpoint (see state_digest); older files have none.
+CHECKSUM_KEY = "checksum"
 
 
 def _keep_previous(path: Path) -> None:
     """Make ``NAME.prev.pt`` the current checkpoint (a hard link where possible: no copy)."""
     previous = previous_path(path)
-    fd, staging = tempfile.mkstemp(prefix=f".{previous.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        if os.path.samefile(path, previous):
+            return  # a save cut short left them one file: it already is the previous one
+    except OSError:
+        pass
+    if existing_kind(previous) is not None:
+        raise OSError(errno.EEXIST, f"{previous} is {existing_kind(previous)}, not a "
+                      "checkpoint, so the current checkpoint cannot be kept there")
+    fd, staging = create_temporary(path.parent, previous.name)
     os.close(fd)
     try:
         os.unlink(staging)
@@ -46,12 +64,10 @@ def _keep_previous(path: Path) -> None:
         except OSError:  # no hard links here (some network and FAT file systems)
             shutil.copy2(path, staging)
         os.replace(staging, previous)
-    except OSError:
-        try:
+    finally:
+        # Also after a replace that did nothing (both names one file already).
+        with contextlib.suppress(OSError):
             os.unlink(staging)
-        except OSError:
-            pass
-        raise
 
 
 def write_checkpoint_bytes(path: str | os.PathLike, data: bytes) -> None:
@@ -59,6 +75,8 @@ def write_checkpoint_bytes(path: str | os.PathLike, data: bytes) -> None:
     path = Path(path)
     intact = (f"the previous checkpoint {path} is intact" if os.path.exists(path)
               else "no earlier checkpoint existed")
+    target = write_target(path)
+    remove_stale_temporaries(target.parent, previous_path(target).name)
     try:
         atomic_write_bytes(path, data, before_replace=_keep_previous)
     except FileWriteError as problem:
@@ -70,9 +88,46 @@ def write_checkpoint_bytes(path: str | os.PathLike, data: bytes) -> None:
 
 
 def save_checkpoint(path: str | os.PathLike, payload: dict[str, Any]) -> None:
+    """Save ``payload`` with its checksum (see :func:`state_digest`)."""
+    state = {"format": FORMAT, "version": VERSION, **payload}
+    state[CHECKSUM_KEY] = state_digest(state)
     buffer = io.BytesIO()
-    torch.save({"format": FORMAT, "version": VERSION, **payload}, buffer)
+    torch.save(state, buffer)
     write_checkpoint_bytes(path, buffer.getvalue())
+
+
+def state_digest(state: dict[str, Any]) -> str:
+    """``sha256:`` and the hex digest of every value in ``state`` but the checksum itself:
+    each tensor's dtype, shape and bytes, each number, string and container, in a fixed
+    order. A flipped bit anywhere in the weights, the optimizer state or the training
+    position changes it."""
+    digest = hashlib.sha256()
+    _feed(digest, {key: value for key, value in state.items() if key != CHECKSUM_KEY})
+    return "sha256:" + digest.hexdigest()
+
+
+def _feed(digest: "hashlib._Hash", value: Any) -> None:
+    if isinstance(value, torch.Tensor):
+        tensor = value.detach().cpu().contiguous().reshape(-1)
+        digest.update(f"T{tensor.dtype}{tuple(value.shape)};".encode())
+        digest.update(tensor.view(torch.uint8).numpy())
+    elif isinstance(value, dict):
+        digest.update(f"D{len(value)};".encode())
+        for key in sorted(value, key=lambda k: (type(k).__name__, repr(k))):
+            _feed(digest, key)
+            _feed(digest, value[key])
+    elif isinstance(value, (list, tuple)):
+        digest.update(f"L{len(value)};".encode())
+        for item in value:
+            _feed(digest, item)
+    elif isinstance(value, str):
+        encoded = value.encode("utf-8", "surrogatepass")
+        digest.update(f"S{len(encoded)};".encode())
+        digest.update(encoded)
+    elif isinstance(value, float):
+        digest.update(f"F{value.hex()};".encode())
+    else:  # None, bool, int (and anything else torch.load may return, by its repr)
+        digest.update(f"{type(value).__name__}:{value!r};".encode())
 
 
 def damaged(path: str | os.PathLike, problem: str) -> CheckpointError:
@@ -102,7 +157,54 @@ def load_checkpoint(path: str | os.PathLike) -> dict[str, Any]:
     if version > VERSION:
         raise CheckpointError(f"{path} was written by a newer resnet-gui (checkpoint version "
                               f"{checkpoint['version']}); update resnet-gui to read it")
+    stored = checkpoint.get(CHECKSUM_KEY)
+    if stored is not None and (not isinstance(stored, str) or stored != state_digest(checkpoint)):
+        raise damaged(path, "is damaged: its contents do not match the checksum saved with "
+                      "them")
     return checkpoint
+
+
+@dataclass(frozen=True)
+class SavedProgress:
+    """How far the run in a checkpoint got, read without loading its tensors."""
+
+    epoch: int
+    epochs: int
+    step: int
+    position: int
+
+    @property
+    def finished(self) -> bool:
+        return self.epoch >= self.epochs and self.position == 0
+
+
+def progress_of(checkpoint: dict[str, Any], path: str | os.PathLike) -> SavedProgress:
+    """How far a loaded checkpoint's run got; fields missing or of the wrong kind are
+    "is damaged" (the trainer checks the rest of the state when it restores it)."""
+    try:
+        recipe = checkpoint["recipe"]
+        values = (checkpoint["epoch"], recipe["epochs"], checkpoint["step"],
+                  checkpoint.get("position", 0))
+        if any(isinstance(value, bool) or not isinstance(value, int) for value in values):
+            raise TypeError("not a whole number")
+        if min(values) < 0:
+            raise ValueError("a negative count")
+    except (KeyError, TypeError, ValueError) as error:
+        raise damaged(path, "is damaged: its training state cannot be restored "
+                      f"({type(error).__name__})") from None
+    return SavedProgress(*values)
+
+
+def saved_progress(path: str | os.PathLike) -> SavedProgress | None:
+    """The progress of the resnet-gui checkpoint at ``path``, read without its tensors; None
+    when the file is not one (or is too damaged to tell)."""
+    try:
+        checkpoint = torch.load(path, map_location="cpu", weights_only=True, mmap=True)
+        if not isinstance(checkpoint, dict) or checkpoint.get("format") != FORMAT:
+            return None
+        return progress_of(checkpoint, path)
+    except Exception:  # a foreign or damaged file: torch raises many kinds
+        return None
 
 
 def checkpoint_architecture(checkpoint: dict[str, Any], path: str = "checkpoint") -> Architecture:

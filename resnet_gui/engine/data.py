@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import contextlib
 import gzip
+import math
 import os
 import socket
 import struct
@@ -230,33 +231,57 @@ MNIST = IdxDataset(arch_datasets.MNIST, "MNIST", "MNIST")
 IDX_DATASETS = {spec.key: spec for spec in (FASHION_MNIST, MNIST)}
 
 
+def memory_bytes() -> int:
+    """This machine's physical memory (a large number where the platform does not say)."""
+    try:
+        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    except (AttributeError, ValueError, OSError):  # pragma: no cover - not POSIX
+        return 1 << 40
+
+
 def read_idx(path: Path) -> np.ndarray:
-    """An IDX file (optionally gzipped) as a uint8 array; a damaged file is a DataError."""
+    """An IDX file (optionally gzipped) as a uint8 array; a damaged file is a DataError.
+
+    The header is read first and checked against the file's size (and the machine's
+    memory) before the data is: a header promising more than the file holds, or a huge
+    (sparse) file, is one sentence, never a MemoryError.
+    """
     fix = "delete it and download or copy the dataset again"
     try:
-        if path.suffix == ".gz":
-            with gzip.open(path, "rb") as handle:
-                data = handle.read()
-        else:
-            data = path.read_bytes()
+        with (gzip.open(path, "rb") if path.suffix == ".gz" else open(path, "rb")) as handle:
+            head = handle.read(4)
+            if len(head) < 4 or head[0] != 0 or head[1] != 0:
+                raise DataError(f"{path} is not an IDX file (its header is damaged); {fix}")
+            type_code, ndim = head[2], head[3]
+            if type_code != 0x08:
+                raise DataError(f"{path} holds IDX type 0x{type_code:02x}, not unsigned bytes; "
+                                f"{fix}")
+            sizes = handle.read(4 * ndim)
+            if ndim == 0 or len(sizes) < 4 * ndim:
+                raise DataError(f"{path} is truncated inside its header; {fix}")
+            dims = struct.unpack(f">{ndim}I", sizes)
+            expected = math.prod(dims)
+            if path.suffix != ".gz":
+                held = os.fstat(handle.fileno()).st_size - 4 - 4 * ndim
+                if held != expected:
+                    raise DataError(f"{path} is corrupt: its header promises {expected:,} bytes "
+                                    f"of data but it holds {held:,}; {fix}")
+            if expected > memory_bytes() // 2:
+                raise DataError(f"{path} claims {expected / 2**30:,.1f} GiB of data, more than "
+                                f"half of this machine's memory ({memory_bytes() / 2**30:,.0f} "
+                                f"GiB); it is damaged or far larger than any dataset resnet-gui "
+                                f"trains on; {fix}")
+            data = handle.read(expected + 1)  # one byte more shows a file that goes on
     except (OSError, EOFError, zlib.error) as error:
         raise DataError(f"cannot read {path} ({getattr(error, 'strerror', None) or error}); "
                         f"{fix}") from None
-    if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise DataError(f"{path} is not an IDX file (its header is damaged); {fix}")
-    type_code, ndim = data[2], data[3]
-    if type_code != 0x08:
-        raise DataError(f"{path} holds IDX type 0x{type_code:02x}, not unsigned bytes; {fix}")
-    header = 4 + 4 * ndim
-    if ndim == 0 or len(data) < header:
-        raise DataError(f"{path} is truncated inside its header; {fix}")
-    dims = struct.unpack(f">{ndim}I", data[4:header])
-    expected = int(np.prod(dims, dtype=np.int64))
-    if len(data) - header != expected:
+    except MemoryError:
+        raise DataError(f"{path} does not fit in memory; {fix}") from None
+    if len(data) != expected:
         raise DataError(
             f"{path} is corrupt: its header promises {expected:,} bytes of data but it holds "
-            f"{len(data) - header:,}; {fix}")
-    return np.frombuffer(data, dtype=np.uint8, offset=header).reshape(dims)
+            f"{len(data):,}{'' if len(data) <= expected else ' or more'}; {fix}")
+    return np.frombuffer(data, dtype=np.uint8).reshape(dims)
 
 
 def _find_idx_files(spec: IdxDataset, root: Path) -> dict[str, Path] | None:
@@ -277,7 +302,7 @@ def _load_idx(spec: IdxDataset, files: dict[str, Path], source: str) -> DataBund
     train_x, train_y, test_x, test_y = (arrays[name] for name in spec.files)
     for images_name, labels_name in (spec.files[:2], spec.files[2:]):
         images, labels = arrays[images_name], arrays[labels_name]
-        if images.ndim != 3 or labels.ndim != 1:
+        if images.ndim != 3 or labels.ndim != 1 or 0 in images.shape[1:]:
             raise DataError(f"{files[images_name]} and {files[labels_name]} do not hold images "
                             "and labels; download or copy the dataset again")
         if len(images) != len(labels):
@@ -606,6 +631,11 @@ def load_data(recipe: Recipe, download: bool = True) -> DataBundle:
         raise DataError(f"unknown dataset {dataset!r}; use one of "
                         f"{', '.join(arch_datasets.DATASET_KEYS)} or {FOLDER_PREFIX}PATH")
     check_crop_padding(recipe, min(bundle.image_size))  # a folder's side is known only now
+    for count, split in ((bundle.num_train, "training"), (bundle.num_test, "test")):
+        if count == 0:  # a run over nothing would "complete" with 0 steps or no accuracy
+            where = f" in {bundle.source}" if bundle.source else ""
+            raise DataError(f"{bundle.name}{where} holds no {split} images; give a dataset "
+                            f"with {split} images (download or copy it again if it is damaged)")
     return limit_bundle(bundle, recipe.limit_train, recipe.limit_test, recipe.seed)
 
 

@@ -45,11 +45,15 @@ LOG_FILE = "log.json"
 CHECKPOINT_FILE = "checkpoint.pt"
 RUN_SCHEMA = "resnet-gui/run"
 RUN_SCHEMA_VERSION = 1
+# run.json holds a summary, an architecture and a recipe: a few kB, a few MB at the very most.
+MAX_RUN_FILE_BYTES = 64 * 2**20
 
 # Where a run ended; "running" on disk with no live trainer means the process died mid-run.
 # "did_not_learn": it ran its plan (or its step bound) but ended near chance (engine/verdict.py).
+# "damaged": its run.json cannot be read or holds a value of the wrong kind (it is listed, so
+# that it can be deleted, and never stops the list from showing).
 STATUSES = ("running", "completed", "stopped", "max_steps", "diverged", "error",
-            "did_not_learn")
+            "did_not_learn", "damaged")
 STEP_FIELDS = ("step", "epoch_progress", "loss", "accuracy", "lr", "examples_per_sec")
 EPOCH_FIELDS = (
     "epoch", "step", "train_loss", "train_accuracy", "test_loss", "test_accuracy", "lr",
@@ -146,17 +150,37 @@ class RunLog:
 
     @classmethod
     def from_dict(cls, data: Any) -> "RunLog":
+        """The curves in ``data``; values of the wrong kind in an edited or damaged file are
+        left out (a point whose step is not a whole number) or None (any other value)."""
         log = cls()
         if not isinstance(data, dict):
             return log
-        for name, columns, fields in (("steps", log.steps, STEP_FIELDS),
-                                      ("epochs", log.epochs, EPOCH_FIELDS)):
+        for name, columns, fields, key in (("steps", log.steps, STEP_FIELDS, "step"),
+                                           ("epochs", log.epochs, EPOCH_FIELDS, "epoch")):
             stored = data.get(name) if isinstance(data.get(name), dict) else {}
-            length = min((len(stored.get(k) or []) for k in fields), default=0)
-            for k in fields:
-                columns[k] = list((stored.get(k) or [])[:length])
+            stored = {k: v if isinstance(v, list) else [] for k, v in stored.items()}
+            length = min((len(stored.get(k, [])) for k in fields), default=0)
+            for row in range(length):
+                if not _is_count(stored[key][row]) or not _is_count(stored["step"][row]):
+                    continue
+                for k in fields:
+                    value = stored[k][row]
+                    columns[k].append(value if k in (key, "step") else _number_or_none(value))
         log.telemetry = TelemetryHistory.from_json(data.get("telemetry"))
         return log
+
+
+def _is_count(value: Any) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool) and value >= 0
+
+
+def _number_or_none(value: Any) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    try:
+        return finite_or_none(value)
+    except OverflowError:  # an integer beyond any float
+        return None
 
 
 def _column_tensor(columns: dict[str, list], fields: tuple[str, ...]) -> torch.Tensor:
@@ -236,24 +260,39 @@ class RunStore:
     def _read_document(self, run_id: str) -> dict[str, Any]:
         path = self.run_dir(run_id) / RUN_FILE
         try:
+            if path.stat().st_size > MAX_RUN_FILE_BYTES:
+                raise UserError(f"run {run_id} cannot be read (its {RUN_FILE} is far larger "
+                                "than any run's); delete it")
             document = json.loads(path.read_text(encoding="utf-8"))
         except FileNotFoundError:
             raise UserError(f"run {run_id} no longer exists in {self.root}") from None
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError) as error:
-            raise UserError(f"run {run_id} cannot be read ({error}); delete it") from None
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError) as error:
+            raise UserError(f"run {run_id} cannot be read ({type(error).__name__}); delete it"
+                            ) from None
         if not isinstance(document, dict) or document.get("schema") != RUN_SCHEMA:
             raise UserError(f"{path} is not a resnet-gui run file; delete the run")
         return document
 
     @staticmethod
     def _summary(run_id: str, document: dict[str, Any]) -> RunSummary:
+        """The summary in ``document``; a value of the wrong kind (``"created": "x"``) makes
+        it a "damaged" run that shows what it can, never an error."""
         stored = document.get("summary")
         stored = stored if isinstance(stored, dict) else {}
-        known = {name: stored[name] for name in RunSummary.__dataclass_fields__ if name in stored}
-        known["run_id"] = run_id  # the folder name wins over what the file says
+        known, problems = {}, []
+        for name in RunSummary.__dataclass_fields__:
+            if name == "run_id" or name not in stored:
+                continue  # the folder name wins over what the file says
+            if _SUMMARY_CHECKS[name](stored[name]):
+                known[name] = stored[name]
+            else:
+                problems.append(f"{name} is {_short_repr(stored[name])}")
         known.setdefault("name", "?")
         known.setdefault("created", 0.0)
-        return RunSummary(**known)
+        if problems:
+            known.update(status="damaged", message=f"run.json is damaged ({'; '.join(problems)}); "
+                         "delete the run")
+        return RunSummary(run_id=run_id, **known)
 
     def load_summary(self, run_id: str) -> RunSummary:
         return self._summary(run_id, self._read_document(run_id))
@@ -262,8 +301,8 @@ class RunStore:
         document = self._read_document(run_id)
         try:
             log_data = json.loads((self.run_dir(run_id) / LOG_FILE).read_text(encoding="utf-8"))
-        except (OSError, UnicodeDecodeError, json.JSONDecodeError):
-            log_data = None  # a run whose log is missing still shows its summary
+        except (OSError, UnicodeDecodeError, ValueError, RecursionError, MemoryError):
+            log_data = None  # a run whose log is missing or damaged still shows its summary
         architecture = document.get("architecture")
         recipe = document.get("recipe")
         return Run(
@@ -279,12 +318,12 @@ class RunStore:
             return []
         summaries = []
         for folder in self.root.iterdir():
-            if not (folder / RUN_FILE).is_file():
+            if not (folder / RUN_FILE).is_file() or folder.name.startswith("."):
                 continue
             try:
                 summaries.append(self.load_summary(folder.name))
-            except UserError:
-                continue
+            except UserError as error:  # listed as damaged: the user can see and delete it
+                summaries.append(_damaged_summary(folder, str(error)))
         summaries.sort(key=lambda s: (s.created, s.run_id), reverse=True)
         return summaries
 
@@ -297,6 +336,51 @@ class RunStore:
         except OSError as error:
             raise UserError(f"cannot delete run {run_id} ({error.strerror}); "
                             f"remove {folder} by hand") from None
+
+
+def _is_time(value: Any) -> bool:
+    """A number of seconds since the epoch that the run list can show as a date."""
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return False
+    try:
+        time.localtime(value)
+    except (OverflowError, OSError, ValueError):
+        return False
+    return True
+
+
+def _is_finite(value: Any) -> bool:
+    return _number_or_none(value) is not None
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+# What each summary field of run.json must hold.
+_SUMMARY_CHECKS = {
+    "name": _is_text, "created": _is_time, "status": lambda v: v in STATUSES,
+    "dataset": _is_text, "epochs_planned": _is_count, "epochs_done": _is_count,
+    "steps": _is_count, "test_accuracy": lambda v: v is None or _is_finite(v),
+    "train_accuracy": lambda v: v is None or _is_finite(v), "seconds": _is_finite,
+    "examples_per_sec": lambda v: v is None or _is_finite(v), "message": _is_text,
+    "checkpoint": lambda v: v is None or _is_text(v),
+}
+
+
+def _short_repr(value: Any) -> str:
+    text = repr(value)
+    return text if len(text) <= 40 else text[:37] + "..."
+
+
+def _damaged_summary(folder: Path, problem: str) -> RunSummary:
+    """A run whose run.json cannot be read at all, dated by the file's time."""
+    try:
+        created = (folder / RUN_FILE).stat().st_mtime
+    except OSError:
+        created = 0.0
+    return RunSummary(run_id=folder.name, name="?", created=created, status="damaged",
+                      message=problem)
 
 
 class RunRecorder(Callback):

@@ -14,8 +14,8 @@ def test_non_finite_numbers_become_none_and_the_rest_pass():
 
 
 def test_the_run_store_and_the_log_share_it():
-    from resnet_gui.commands import train
+    from resnet_gui.commands import jsonlog
     from resnet_gui.engine import runs
 
-    assert train.json_value is json_value and runs.json_value is json_value
+    assert jsonlog.json_value is json_value and runs.json_value is json_value
     assert runs.finite_or_none is finite_or_none

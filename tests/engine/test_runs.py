@@ -70,19 +70,21 @@ def test_recorded_run_reloads_with_its_curves_and_settings(tmp_path):
     json.loads((tmp_path / recorded.run_id / LOG_FILE).read_text(), parse_constant=pytest.fail)
 
 
-def test_list_is_newest_first_and_skips_unreadable_runs(tmp_path):
+def test_list_is_newest_first_and_lists_unreadable_runs_as_damaged(tmp_path):
     store = RunStore(tmp_path)
     first = _record_run(store)
     second = _record_run(store, reason="stopped")
     broken = tmp_path / "20000101-000000-dead"
     broken.mkdir()
     (broken / RUN_FILE).write_text("{ not json")
+    os.utime(broken / RUN_FILE, (0, 0))  # dated by its file: listed last
     (tmp_path / "not-a-run").mkdir()
 
     listed = store.list()
 
-    assert [s.run_id for s in listed] == [second.run_id, first.run_id]
+    assert [s.run_id for s in listed] == [second.run_id, first.run_id, broken.name]
     assert listed[0].status == "stopped" and listed[0].message == "stopped by the user"
+    assert listed[2].status == "damaged" and "cannot be read" in listed[2].message
     with pytest.raises(UserError, match="cannot be read"):
         store.load(broken.name)
 
