@@ -1,5 +1,5 @@
 """Command line: ``resnet-gui [ARCH] [--screenshot FILE]`` opens the window; subcommands
-``presets``, ``summary``, ``export`` and ``train`` work without it.
+``presets``, ``summary``, ``export``, ``train`` and ``lab`` work without it.
 
 Every user mistake ends as one line on stderr and a non-zero exit, never a traceback.
 """
@@ -14,7 +14,7 @@ from typing import NoReturn
 from resnet_gui import __version__
 from resnet_gui.errors import UsageError, UserError
 
-SUBCOMMANDS = ("presets", "summary", "export", "train")
+SUBCOMMANDS = ("presets", "summary", "export", "train", "lab")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -38,11 +38,13 @@ def _subcommand_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("--version", action="version", version=f"resnet-gui {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    from resnet_gui.commands import lab as lab_command
     from resnet_gui.commands import network as network_commands
     from resnet_gui.commands import train as train_command
 
     network_commands.add_parsers(commands)
     train_command.add_parser(commands)
+    lab_command.add_parser(commands)
     return parser
 
 

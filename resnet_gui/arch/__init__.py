@@ -27,6 +27,7 @@ __all__ = [
     "BLOCK_DESCRIPTIONS", "BLOCK_EXPANSION", "BLOCK_KINDS", "POOL_KINDS", "SHORTCUT_DESCRIPTIONS",
     "SHORTCUT_KINDS", "STEM_DESCRIPTIONS", "STEM_KINDS", "Architecture", "ArchitectureError",
     "Head", "PRESETS", "Shortcut", "Stage", "Stem", "build_preset", "dumps", "from_dict",
-    "get_preset", "is_plain", "load_file", "loads", "locate_architecture", "plain_twin", "preset_names",
-    "residual_twin", "resolve_architecture", "save_file", "stage_in_channels", "to_dict", "validate",
+    "get_preset", "is_plain", "load_file", "loads", "locate_architecture", "plain_twin",
+    "preset_names", "residual_twin", "resolve_architecture", "save_file", "stage_in_channels",
+    "to_dict", "validate",
 ]
