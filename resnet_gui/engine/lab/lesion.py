@@ -261,10 +261,11 @@ def effective_lengths(totals: list[float], share: float = GRADIENT_SHARE) -> lis
 def plan_deletions(candidates: list[int], draws: int, rng: random.Random
                    ) -> dict[int, list[frozenset[int]]]:
     """For k = 1..n, the sets of k blocks to delete together: every set where there are at
-    most ``draws`` of them, else ``draws`` distinct random ones."""
+    most ``draws`` of them (and every single block: those are measured anyway), else
+    ``draws`` distinct random ones."""
     plan: dict[int, list[frozenset[int]]] = {}
     for k in range(1, len(candidates) + 1):
-        if math.comb(len(candidates), k) <= draws:
+        if k == 1 or math.comb(len(candidates), k) <= draws:
             plan[k] = [frozenset(c) for c in itertools.combinations(candidates, k)]
             continue
         chosen: set[frozenset[int]] = set()
