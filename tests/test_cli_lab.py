@@ -52,7 +52,7 @@ def test_degradation_prints_the_table_and_writes_the_curves(data_dir, tmp_path, 
     out = tmp_path / "degradation.json"
     code = main(["lab", "degradation", "--depths", "20", "--data-dir", str(data_dir),
                  "--epochs", "1", "--limit-train", "64", "--limit-test", "30", "--seed", "4",
-                 "--json", str(out), "--no-progress"])
+                 "--json", str(out), "--checkpoints", str(tmp_path / "nets"), "--no-progress"])
     assert code == 0
     printed = capsys.readouterr().out
     assert "resnet20" in printed and "plain20" in printed and "train error" in printed
@@ -61,6 +61,10 @@ def test_degradation_prints_the_table_and_writes_the_curves(data_dir, tmp_path, 
     assert [run["network"] for run in result["runs"]] == ["resnet20", "plain20"]
     assert result["recipe"]["seed"] == 4 and result["num_train"] == 64
     assert all(len(run["test_error"]) == 1 and run["step"][-1] == 1 for run in result["runs"])
+    # The trained twins are saved for the lesion and landscape experiments.
+    assert [run["checkpoint"] for run in result["runs"]] == [
+        str(tmp_path / "nets" / "resnet20.pt"), str(tmp_path / "nets" / "plain20.pt")]
+    assert load_trained(tmp_path / "nets" / "plain20.pt").arch.name == "plain20"
 
 
 def test_lesion_writes_the_documented_json(checkpoint, data_dir, tmp_path, capsys):
@@ -113,12 +117,15 @@ def test_landscape_centre_is_the_checkpoints_own_loss(checkpoint, data_dir, tmp_
     (["lesion", "GARBAGE"], "is damaged or not a resnet-gui checkpoint"),
     (["lesion", "CKPT", "--json", "FOLDER"], "is a folder"),
     (["landscape", "CKPT", "--grid", "x"], "invalid int value"),
+    (["degradation", "--depths", "20", "--checkpoints", "NOTOURS"], "is not a resnet-gui"),
 ])
 def test_bad_inputs_are_one_line(arguments, message, checkpoint, data_dir, tmp_path, capsys):
     garbage = tmp_path / "garbage.pt"
     garbage.write_bytes(b"not a checkpoint")
+    (tmp_path / "mine").mkdir()
+    (tmp_path / "mine" / "plain20.pt").write_bytes(b"the user's own file")
     names = {"CKPT": str(checkpoint), "MISSING": str(tmp_path / "missing.pt"),
-             "GARBAGE": str(garbage), "FOLDER": str(tmp_path)}
+             "GARBAGE": str(garbage), "FOLDER": str(tmp_path), "NOTOURS": str(tmp_path / "mine")}
     arguments = [names.get(a, a) for a in arguments]
     if "--json" not in arguments:
         arguments += ["--json", str(tmp_path / "out.json")]
@@ -126,3 +133,4 @@ def test_bad_inputs_are_one_line(arguments, message, checkpoint, data_dir, tmp_p
     assert code != 0
     assert message in one_error_line(capsys)
     assert not (tmp_path / "out.json").exists()  # nothing half-written
+    assert (tmp_path / "mine" / "plain20.pt").read_bytes() == b"the user's own file"

@@ -10,6 +10,7 @@ import argparse
 import math
 import sys
 import threading
+from pathlib import Path
 from typing import Any
 
 from resnet_gui.commands.paths import file_to_read, file_to_write
@@ -61,6 +62,9 @@ def _add_degradation(experiments: argparse._SubParsersAction) -> None:
                         help="training images (class-balanced)")
     parser.add_argument("--limit-test", type=int, metavar="N", help="test images")
     parser.add_argument("--seed", type=int, metavar="S")
+    parser.add_argument("--checkpoints", metavar="DIR",
+                        help="save each trained network in DIR as NAME.pt (resnet20.pt, "
+                        "plain20.pt, ...) for 'lab lesion' and 'lab landscape'")
     _add_common(parser)
     parser.set_defaults(func=run_degradation_command)
 
@@ -216,10 +220,31 @@ def degradation_recipe(args: argparse.Namespace):
     return validate_recipe(LAB_RECIPE.replace(**changes))
 
 
+def check_checkpoint_folder(folder: str, depths: list[int]) -> None:
+    """Refuse, before training, a folder that cannot take the checkpoints, or one holding a
+    file of the same name that is not a resnet-gui checkpoint (never replaced)."""
+    from resnet_gui.engine.checkpoint import load_checkpoint
+
+    if Path(folder).is_file():
+        raise UserError(f"--checkpoints {folder} is a file; give a folder")
+    for depth in depths:
+        for kind in ("resnet", "plain"):
+            path = Path(folder) / f"{kind}{depth}.pt"
+            file_to_write("--checkpoints", str(path), path.name)
+            if path.exists():
+                try:
+                    load_checkpoint(path)
+                except UserError:
+                    raise UserError(f"{path} exists and is not a resnet-gui checkpoint; "
+                                    "choose another folder for --checkpoints") from None
+
+
 def run_degradation_command(args: argparse.Namespace) -> int:
     depths = check_depths(parse_depths(args.depths))
     recipe = degradation_recipe(args)
     _prepare(args)
+    if args.checkpoints:
+        check_checkpoint_folder(args.checkpoints, depths)
     from resnet_gui.engine.data import load_data
     from resnet_gui.engine.lab.degradation import run_degradation
 
@@ -230,7 +255,8 @@ def run_degradation_command(args: argparse.Namespace) -> int:
     print(f"resnet-gui: {len(depths) * 2} runs on {data.num_train:,} training and "
           f"{data.num_test:,} test images of {data.name}, {recipe.epochs} epoch(s), seed "
           f"{recipe.seed}", file=sys.stderr)
-    result, code = _run(run_degradation, args, data=data, depths=depths, recipe=recipe)
+    result, code = _run(run_degradation, args, data=data, depths=depths, recipe=recipe,
+                        checkpoint_dir=args.checkpoints)
     print_degradation(result)
     return code
 
@@ -249,6 +275,9 @@ def print_degradation(result) -> None:
               f"{run.seconds:>7.0f}  {note}")
     for sentence in result.findings():
         print(sentence)
+    saved = [run.checkpoint for run in result.runs if run.checkpoint]
+    if saved:
+        print(f"checkpoints: {', '.join(saved)}")
     print(f"total: {result.seconds:.0f} s wall, {result.cpu_seconds:.0f} CPU-seconds")
 
 

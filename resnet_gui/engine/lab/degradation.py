@@ -15,6 +15,7 @@ from __future__ import annotations
 import threading
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Any
 
 from resnet_gui.arch.lab import DEFAULT_DEPTHS, HE_TABLE6_TEST_ERROR, LAB_RECIPE, check_depths
@@ -46,6 +47,7 @@ class DegradationRun:
     step_train_error: list[float] = field(default_factory=list)  # since the previous report
     reason: str = "completed"  # the trainer's, or "diverged"
     message: str = ""
+    checkpoint: str | None = None  # where the trained network was saved, if asked
     seconds: float = 0.0
     cpu_seconds: float = 0.0
 
@@ -131,11 +133,13 @@ class _RunRecorder(Callback):
 
 
 def run_degradation(data: DataBundle, depths=DEFAULT_DEPTHS, recipe: Recipe = LAB_RECIPE,
-                    kinds=KINDS, progress: ProgressCallback | None = None,
+                    kinds=KINDS, checkpoint_dir: str | Path | None = None,
+                    progress: ProgressCallback | None = None,
                     stop: threading.Event | None = None) -> DegradationResult:
     """Train ResNet-d and plain-d for every depth in ``depths`` with ``recipe`` on ``data``
     (already limited as the recipe asks). A run that diverges is recorded as such and the
-    others go on; after ``stop`` the runs not started are left out."""
+    others go on; after ``stop`` the runs not started are left out. With ``checkpoint_dir``
+    each network is saved there as ``NAME.pt`` (for the lesion and landscape experiments)."""
     from resnet_gui.engine.analysis import analyse
     from resnet_gui.engine.trainer import Trainer, steps_in_epoch
 
@@ -156,7 +160,9 @@ def run_degradation(data: DataBundle, depths=DEFAULT_DEPTHS, recipe: Recipe = LA
                              final_train_error=float("nan"), final_test_error=float("nan"))
         runs.append(run)
         recorder = _RunRecorder(run, reporter, index * steps, steps)
-        trainer = recorder.trainer = Trainer(arch, recipe, callbacks=[recorder], data=data)
+        checkpoint = Path(checkpoint_dir) / f"{arch.name}.pt" if checkpoint_dir else None
+        trainer = recorder.trainer = Trainer(arch, recipe, callbacks=[recorder], data=data,
+                                             checkpoint_path=checkpoint)
         started, cpu_started = time.perf_counter(), time.process_time()
         try:
             end = trainer.run()
@@ -165,6 +171,7 @@ def run_degradation(data: DataBundle, depths=DEFAULT_DEPTHS, recipe: Recipe = LA
             # partial epoch, when it stopped before the first epoch ended).
             run.final_train_error = 1.0 - end.train_accuracy
             run.final_test_error = 1.0 - end.test_accuracy
+            run.checkpoint = end.checkpoint
         except TrainingError as problem:  # divergence: a finding too, not the end of the lab
             run.reason, run.message = "diverged", str(problem)
         run.seconds = time.perf_counter() - started
