@@ -16,12 +16,7 @@ from resnet_gui.engine.lab.common import load_trained
 from tests.engine.test_data import write_fashion_mnist
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

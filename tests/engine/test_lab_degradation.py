@@ -7,7 +7,6 @@ import json
 import threading
 
 import pytest
-import torch
 
 from resnet_gui.arch.lab import LAB_RECIPE, check_depths
 from resnet_gui.arch.presets import build_preset
@@ -21,12 +20,7 @@ TINY = LAB_RECIPE.replace(epochs=2, batch_size=16, limit_train=None, limit_test=
                           device="cpu", precision="fp32")
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 @pytest.fixture(scope="module")

@@ -22,21 +22,10 @@ from resnet_gui.engine.lab.landscape import (
 )
 from resnet_gui.engine.model import build_model
 from resnet_gui.errors import UserError
-from tests.engine.lab_support import LAB_TINY, evalset_of, train_tiny
+from tests.engine.lab_support import LAB_TINY, evalset_of
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="module")
-def trained():
-    torch.set_num_threads(1)
-    return train_tiny()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def naive_point(model, evalset, a: float, b: float, seed: int = 0) -> tuple[float, float]:

@@ -23,18 +23,7 @@ from resnet_gui.errors import UserError
 from tests.engine.lab_support import LAB_TINY, evalset_of, train_tiny
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    previous = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(previous)
-
-
-@pytest.fixture(scope="module")
-def trained():
-    torch.set_num_threads(1)
-    return train_tiny()
+pytestmark = pytest.mark.usefixtures("one_thread")
 
 
 def test_the_result_has_the_documented_json(trained):

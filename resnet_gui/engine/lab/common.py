@@ -82,8 +82,8 @@ def json_ready(value: Any) -> Any:
         return [json_ready(item) for item in value]
     if isinstance(value, float):
         return value if math.isfinite(value) else None
-    if hasattr(value, "item") and callable(value.item):  # numpy and torch scalars
-        return json_ready(value.item())
+    if hasattr(value, "tolist") and callable(value.tolist):  # numpy and torch values
+        return json_ready(value.tolist())
     return value
 
 
@@ -99,6 +99,18 @@ class LabResult:
     def save(self, path: str | os.PathLike) -> None:
         """Write the JSON atomically (a crash never leaves half a file)."""
         atomic_write_bytes(path, (self.to_json() + "\n").encode("utf-8"))
+
+
+@dataclass(kw_only=True)
+class EvaluationResult(LabResult):
+    """What every experiment on a trained network records about how it ran."""
+
+    device: str = "cpu"
+    precision: str = "fp32"
+    evaluations: int = 0  # passes over the test images
+    seconds: float = 0.0  # wall clock
+    cpu_seconds: float = 0.0  # all threads of the process
+    stopped: bool = False  # ended early by the stop event: the rest is missing (NaN)
 
 
 # -- a trained network and its test images -----------------------------------------------------

@@ -29,7 +29,7 @@ from torch import nn
 from resnet_gui.engine.data import derive_seed
 from resnet_gui.engine.device import Placement
 from resnet_gui.engine.inference import EvalSet, inference_copy
-from resnet_gui.engine.lab.common import LabResult, ProgressCallback, Reporter
+from resnet_gui.engine.lab.common import EvaluationResult, ProgressCallback, Reporter
 from resnet_gui.errors import UserError
 
 DIRECTION_PURPOSE = 7  # derive_seed's purpose for landscape directions (the data uses 1, 2)
@@ -37,7 +37,7 @@ MAX_GRID = 201
 
 
 @dataclass
-class LandscapeResult(LabResult):
+class LandscapeResult(EvaluationResult):
     network: str
     alpha: list[float]  # the grid's coordinates along delta ...
     beta: list[float]  # ... and along eta
@@ -53,12 +53,6 @@ class LandscapeResult(LabResult):
     images: int
     span: float
     seed: int
-    device: str
-    precision: str
-    evaluations: int = 0
-    seconds: float = 0.0
-    cpu_seconds: float = 0.0
-    stopped: bool = False
     directions: str = field(default="random Gaussian, filter-normalised, biases and batch "
                                     "norm zero")
 

@@ -38,7 +38,7 @@ import torch.nn.functional as F
 from torch import nn
 
 from resnet_gui.engine.inference import EvalSet, inference_copy
-from resnet_gui.engine.lab.common import LabResult, ProgressCallback, Reporter
+from resnet_gui.engine.lab.common import EvaluationResult, ProgressCallback, Reporter
 from resnet_gui.engine.model import ResidualBlock, ResNet
 from resnet_gui.errors import UserError
 
@@ -83,7 +83,7 @@ class PathLengths:
 
 
 @dataclass
-class LesionResult(LabResult):
+class LesionResult(EvaluationResult):
     network: str
     plain: bool  # no block has a shortcut
     images: int
@@ -96,12 +96,6 @@ class LesionResult(LabResult):
     delete_k: list[DeleteK]
     reorder: list[Reordering]
     path_lengths: PathLengths | None
-    device: str
-    precision: str
-    evaluations: int = 0
-    seconds: float = 0.0
-    cpu_seconds: float = 0.0
-    stopped: bool = False
 
 
 # -- deleting and reordering blocks ------------------------------------------------------------
