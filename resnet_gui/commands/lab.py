@@ -180,20 +180,15 @@ def _percent(value: float) -> str:
 
 
 def _load_checkpoint_and_images(args: argparse.Namespace):
-    from resnet_gui.engine.device import placement_for
-    from resnet_gui.engine.inference import EvalSet
-    from resnet_gui.engine.lab.common import load_trained, training_data_of
+    from resnet_gui.engine.lab.common import prepare_checkpoint
 
     _check_positive("--images", args.images, "1000")
-    trained = load_trained(args.checkpoint)
-    print(f"resnet-gui: loading {trained.recipe.dataset}...", file=sys.stderr)
-    bundle = training_data_of(trained, args.data_dir)
-    placement = placement_for(args.device or "auto", args.precision)
-    count = min(args.images, bundle.num_test)
-    if count < args.images:
-        print(f"resnet-gui: note: the test set has {bundle.num_test:,} images; using all of "
+    print(f"resnet-gui: loading {args.checkpoint} and its test images...", file=sys.stderr)
+    trained, evalset = prepare_checkpoint(args.checkpoint, args.data_dir, args.images,
+                                          args.device or "auto", args.precision, args.seed)
+    if evalset.count < args.images:
+        print(f"resnet-gui: note: the test set has {evalset.count:,} images; using all of "
               "them", file=sys.stderr)
-    evalset = EvalSet.from_bundle(bundle, trained.recipe, placement, count, seed=args.seed)
     return trained, evalset
 
 

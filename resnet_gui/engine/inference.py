@@ -26,6 +26,7 @@ from resnet_gui.engine.data import BatchMaker, DataBundle, balanced_subset
 from resnet_gui.engine.device import Placement, channels_last_is_safe
 from resnet_gui.engine.inspect import evaluate_model
 from resnet_gui.engine.model import PostActivationBlock, ResNet
+from resnet_gui.errors import UserError
 
 EVAL_BATCH = 1000  # images per forward pass: large batches keep the cores busy
 
@@ -114,12 +115,21 @@ class EvalSet:
 
     @classmethod
     def from_bundle(cls, bundle: DataBundle, recipe: Recipe, placement: Placement,
-                    count: int | None = None, seed: int = 0) -> "EvalSet":
+                    count: int | None = None, seed: int = 0,
+                    input_size: tuple[int, int] | None = None) -> "EvalSet":
         """``count`` class-balanced test images of ``bundle`` (all when None), prepared the
-        way ``recipe`` feeds its network at test time."""
+        way ``recipe`` feeds its network at test time; ``input_size`` (the architecture's)
+        is the size the network takes, when known: the images are resized to it."""
         indices = (balanced_subset(bundle.test_labels, count, seed) if count
                    else torch.arange(bundle.num_test))
-        maker = BatchMaker(bundle.mean, bundle.std, placement.device, recipe.resize,
+        resize = recipe.resize
+        if input_size is not None and tuple(input_size) != bundle.image_size:
+            if input_size[0] != input_size[1]:
+                raise UserError(f"the network takes {input_size[0]}x{input_size[1]} images "
+                                f"but the data is {bundle.image_size[0]}x"
+                                f"{bundle.image_size[1]}; only square resizing is supported")
+            resize = int(input_size[0])
+        maker = BatchMaker(bundle.mean, bundle.std, placement.device, resize,
                            augment=False, flip=False, channels_last=True)
         images = maker(bundle.test_images[indices])
         return cls(images, bundle.test_labels[indices].to(placement.device), indices,

@@ -132,3 +132,29 @@ def test_bad_grids_are_one_sentence(trained, grid, span, message):
     model, data, _ = trained
     with pytest.raises(UserError, match=message):
         run_landscape(model, evalset_of(data), grid=grid, span=span)
+
+
+def test_images_are_prepared_at_the_size_the_network_takes(trained):
+    _, data, recipe = trained
+    from resnet_gui.engine.device import Placement
+    from resnet_gui.engine.inference import EvalSet
+
+    placement = Placement(torch.device("cpu"), "fp32")
+    assert EvalSet.from_bundle(data, recipe, placement, 6).images.shape == (6, 1, 10, 10)
+    bigger = EvalSet.from_bundle(data, recipe, placement, 6, input_size=(16, 16))
+    assert bigger.images.shape == (6, 1, 16, 16)
+    with pytest.raises(UserError, match="only square resizing"):
+        EvalSet.from_bundle(data, recipe, placement, 6, input_size=(16, 12))
+
+
+def test_progress_carries_each_point_for_a_live_view(trained):
+    from resnet_gui.engine.lab.landscape import GridPoint, SlicePoint
+
+    model, data, _ = trained
+    reports = []
+    result = run_landscape(model, evalset_of(data), grid=3, progress=reports.append)
+    points = [r.event for r in reports if isinstance(r.event, GridPoint)]
+    assert len(points) == 9 and (points[0].row, points[0].column) == (1, 1)  # centre first
+    assert all(result.loss[p.row][p.column] == p.loss for p in points)
+    assert [r.event.index for r in reports if isinstance(r.event, SlicePoint)] == [1, 3]
+    assert reports[-1].done == reports[-1].total

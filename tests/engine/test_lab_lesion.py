@@ -13,6 +13,7 @@ import torch
 
 from resnet_gui.arch.twin import plain_twin
 from resnet_gui.engine.lab.lesion import (
+    BlockLesion,
     deleted,
     effective_lengths,
     kendall_tau,
@@ -120,6 +121,8 @@ def test_stopping_returns_what_was_measured(trained):
     assert result.stopped and 1 <= len(result.blocks) < 6 and result.delete_k == []
     assert math.isfinite(result.baseline_accuracy)
     assert all(r.total == reports[0].total and r.done <= r.total for r in reports)
+    # Each block's result came with a report, for a live strip of accuracy changes.
+    assert [r.event for r in reports if isinstance(r.event, BlockLesion)] == result.blocks
 
 
 def test_bad_settings_are_one_sentence(trained):

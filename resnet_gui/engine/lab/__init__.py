@@ -15,6 +15,7 @@ from resnet_gui.engine.lab.common import (
     ProgressCallback,
     TrainedNetwork,
     load_trained,
+    prepare_checkpoint,
     training_data_of,
 )
 from resnet_gui.engine.lab.degradation import (
@@ -30,5 +31,6 @@ from resnet_gui.engine.lab.lesion import LesionResult, run_lesion
 __all__ = [
     "HE_TABLE6_TEST_ERROR", "LAB_RECIPE", "DegradationResult", "DegradationRun", "LabResult",
     "LandscapeResult", "LesionResult", "Progress", "ProgressCallback", "TrainedNetwork",
-    "load_trained", "run_degradation", "run_landscape", "run_lesion", "training_data_of",
+    "load_trained", "prepare_checkpoint", "run_degradation", "run_landscape", "run_lesion",
+    "training_data_of",
 ]

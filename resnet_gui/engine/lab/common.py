@@ -37,7 +37,10 @@ class Progress:
     total: int
     message: str  # what is being done now, for a status line
     run: str | None = None  # degradation: the network being trained ("plain56")
-    event: Any = None  # degradation: that run's trainer event (TrainStart, StepEnd, ...)
+    # What was just measured, for a live view (frozen dataclasses, no tensors): the trainer's
+    # events of ``run`` (degradation), a GridPoint or SlicePoint (landscape), a BlockLesion,
+    # DeleteK or Reordering (lesion); None for a report of progress only.
+    event: Any = None
 
     @property
     def fraction(self) -> float:
@@ -166,3 +169,24 @@ def training_data_of(trained: TrainedNetwork, data_dir: str | None = None):
             f"{bundle.num_classes} classes of {bundle.channels}-channel images; give the data "
             "it was trained on with --data-dir")
     return bundle
+
+
+def prepare_checkpoint(path: str | os.PathLike, data_dir: str | None = None,
+                       images: int | None = None, device: str = "auto",
+                       precision: str = "auto", seed: int = 0):
+    """A checkpoint's network and ``images`` class-balanced test images of its dataset
+    (all when None or more than there are), prepared once for many evaluations:
+    ``(TrainedNetwork, EvalSet)``, ready for :func:`run_lesion` and :func:`run_landscape`."""
+    from resnet_gui.engine.device import placement_for
+    from resnet_gui.engine.inference import EvalSet
+
+    if images is not None and (isinstance(images, bool) or not isinstance(images, int)
+                               or images < 1):
+        raise UserError(f"the number of test images must be a whole number >= 1, got {images!r}")
+    trained = load_trained(path)
+    bundle = training_data_of(trained, data_dir)
+    placement = placement_for(device, precision)
+    count = min(images, bundle.num_test) if images else None
+    evalset = EvalSet.from_bundle(bundle, trained.recipe, placement, count, seed=seed,
+                                  input_size=trained.arch.input_size)
+    return trained, evalset

@@ -36,6 +36,23 @@ DIRECTION_PURPOSE = 7  # derive_seed's purpose for landscape directions (the dat
 MAX_GRID = 201
 
 
+@dataclass(frozen=True)
+class GridPoint:
+    """Sent with each progress report of the grid, so that a view can fill it in live."""
+
+    row: int  # index into alpha
+    column: int  # index into beta
+    loss: float
+    accuracy: float
+
+
+@dataclass(frozen=True)
+class SlicePoint:
+    index: int  # into slice_alpha
+    loss: float
+    accuracy: float
+
+
 @dataclass
 class LandscapeResult(EvaluationResult):
     network: str
@@ -171,14 +188,15 @@ def run_landscape(model: nn.Module, evalset: EvalSet, grid: int = 21, span: floa
         loss[i, j], accuracy[i, j] = surface.evaluate(float(coords[i]), float(coords[j]))
         evaluations += 1
         reporter.report(f"point ({coords[i]:+.2f}, {coords[j]:+.2f}): loss {loss[i, j]:.3g}",
-                        advance=1)
+                        advance=1, event=GridPoint(i, j, loss[i, j], accuracy[i, j]))
     slice_loss[::2], slice_accuracy[::2] = loss[:, centre], accuracy[:, centre]
     for index in range(1, len(fine), 2):
         if reporter.stopped:
             break
         slice_loss[index], slice_accuracy[index] = surface.evaluate(float(fine[index]), 0.0)
         evaluations += 1
-        reporter.report(f"slice at {fine[index]:+.2f}: loss {slice_loss[index]:.3g}", advance=1)
+        reporter.report(f"slice at {fine[index]:+.2f}: loss {slice_loss[index]:.3g}", advance=1,
+                        event=SlicePoint(index, slice_loss[index], slice_accuracy[index]))
     seconds, cpu_seconds = reporter.seconds()
     return LandscapeResult(
         network=network, alpha=coords.tolist(), beta=coords.tolist(), loss=loss.tolist(),

@@ -45,7 +45,7 @@ from resnet_gui.errors import UserError
 GRADIENT_SHARE = 0.9  # the path lengths that carry this share of the gradient are "effective"
 
 
-@dataclass
+@dataclass(frozen=True)
 class BlockLesion:
     name: str  # "layer2.0"
     stage: str  # "layer2"
@@ -55,7 +55,7 @@ class BlockLesion:
     stand_in: bool = False  # a plain downsampling block replaced by subsample-and-pad
 
 
-@dataclass
+@dataclass(frozen=True)
 class DeleteK:
     k: int
     mean_accuracy: float
@@ -63,7 +63,7 @@ class DeleteK:
     accuracies: list[float]  # one per draw
 
 
-@dataclass
+@dataclass(frozen=True)
 class Reordering:
     swaps: int  # random swaps of two same-shaped blocks of a stage
     kendall_tau: float  # between the original and the corrupted order of all blocks
@@ -364,6 +364,7 @@ def _single_deletions(named, evaluate, reporter: Reporter) -> list[BlockLesion]:
                                    downsampling=is_downsampling(block), accuracy=accuracy,
                                    loss=loss, stand_in=not block.has_shortcut
                                    and is_downsampling(block)))
+        reporter.report(f"{name} deleted", event=results[-1])
     return results
 
 
@@ -379,6 +380,7 @@ def _deletions_by_k(plan, evaluate, reporter: Reporter) -> list[DeleteK]:
             break
         results.append(DeleteK(k=k, mean_accuracy=float(np.mean(accuracies)),
                                std=float(np.std(accuracies)), accuracies=accuracies))
+        reporter.report(f"{k} blocks deleted", event=results[-1])
     return results
 
 
@@ -391,7 +393,7 @@ def _reorderings(net: ResNet, plan, evalset: EvalSet, reporter: Reporter) -> lis
             accuracy = evalset.evaluate(net)[1]
         results.append(Reordering(swaps=swaps, kendall_tau=tau, accuracy=accuracy))
         reporter.report(f"{swaps} swap(s), Kendall's tau {tau:.2f}: accuracy "
-                        f"{100 * accuracy:.1f} %", advance=1)
+                        f"{100 * accuracy:.1f} %", advance=1, event=results[-1])
     return results
 
 
