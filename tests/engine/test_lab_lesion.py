@@ -42,7 +42,7 @@ def test_the_result_has_the_documented_json(trained):
     singles = sorted(b["accuracy"] for b in loaded["blocks"] if not b["downsampling"])
     assert loaded["delete_k"][0]["mean_accuracy"] == pytest.approx(sum(singles) / len(singles))
     taus = [row["kendall_tau"] for row in loaded["reorder"]]
-    assert all(-1 <= tau <= 1 for tau in taus) and min(taus) < 1  # swaps may cancel out
+    assert taus and all(-1 <= tau < 1 for tau in taus)  # swaps that cancel out are left out
     paths = loaded["path_lengths"]
     assert paths["n"] == 6 and sum(paths["paths"]) == 2 ** 6
     assert all(value > 0 for value in paths["gradient_per_path"])

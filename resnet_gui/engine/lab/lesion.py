@@ -273,7 +273,8 @@ def plan_reorders(model: ResNet, draws: int, rng: random.Random
                   ) -> list[tuple[int, dict[str, list[int]], float]]:
     """Corrupted orders: (swaps, the order of every stage that changed, Kendall's tau of the
     whole network's block order). Swap counts run from 1 to the number of movable blocks,
-    at most ten of them, spread geometrically; ``draws // 2`` corruptions each (at least 1)."""
+    at most ten of them, spread geometrically; ``draws // 2`` corruptions each (at least 1).
+    Swaps that cancel out, and orders already planned, are left out."""
     groups = swappable(model)
     movable = sum(len(positions) for positions in groups.values())
     if not groups:
@@ -283,7 +284,7 @@ def plan_reorders(model: ResNet, draws: int, rng: random.Random
     for stage in model.stage_names:
         offsets[stage] = start
         start += len(getattr(model, stage))
-    plan = []
+    plan, seen = [], set()
     for swaps in counts:
         for _ in range(max(1, draws // 2)):
             order = {stage: list(range(len(getattr(model, stage)))) for stage in groups}
@@ -295,7 +296,9 @@ def plan_reorders(model: ResNet, draws: int, rng: random.Random
             for stage, positions in order.items():
                 for slot, position in enumerate(positions):
                     whole[offsets[stage] + slot] = offsets[stage] + position
-            plan.append((swaps, order, kendall_tau(whole)))
+            if whole != list(range(start)) and tuple(whole) not in seen:
+                seen.add(tuple(whole))
+                plan.append((swaps, order, kendall_tau(whole)))
     return plan
 
 
