@@ -48,6 +48,7 @@ class Progress:
 
 
 ProgressCallback = Callable[[Progress], None]
+REPORTS_PER_SECOND = 30  # like the trainer's events: a view can follow without a backlog
 
 
 class Reporter:
@@ -59,15 +60,24 @@ class Reporter:
         self.callback = callback
         self.stop = stop if stop is not None else threading.Event()
         self.started, self.cpu_started = time.perf_counter(), time.process_time()
+        self.last_report = float("-inf")
 
     @property
     def stopped(self) -> bool:
         return self.stop.is_set()
 
     def report(self, message: str, advance: int = 0, **extra: Any) -> None:
+        """Count ``advance`` units done and tell the callback. Reports without an event come
+        at most REPORTS_PER_SECOND times a second (and always for the last unit)."""
         self.done = min(self.total, self.done + advance) if self.total else self.done + advance
-        if self.callback is not None:
-            self.callback(Progress(self.experiment, self.done, self.total, message, **extra))
+        if self.callback is None:
+            return
+        now = time.perf_counter()
+        if (extra.get("event") is None and self.done < self.total
+                and now - self.last_report < 1.0 / REPORTS_PER_SECOND):
+            return
+        self.last_report = now
+        self.callback(Progress(self.experiment, self.done, self.total, message, **extra))
 
     def seconds(self) -> tuple[float, float]:
         """Wall-clock and CPU seconds (all threads of this process) since the start."""
