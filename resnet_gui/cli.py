@@ -1,6 +1,6 @@
 """Command line: ``resnet-gui [ARCH] [--data-dir DIR] [--screenshot FILE]`` opens the window;
-subcommands ``presets``, ``summary``, ``export``, ``train``, ``predict`` and ``grow`` work
-without it.
+subcommands ``presets``, ``summary``, ``export``, ``train``, ``predict``, ``grow`` and ``lab``
+work without it.
 
 Every user mistake ends as one line on stderr and a non-zero exit, never a traceback.
 """
@@ -22,7 +22,7 @@ from resnet_gui.commands.console import (
 from resnet_gui.commands.stopping import handle_for_process, ignore_while_exiting
 from resnet_gui.errors import UsageError, UserError
 
-SUBCOMMANDS = ("presets", "summary", "export", "train", "predict", "grow")
+SUBCOMMANDS = ("presets", "summary", "export", "train", "predict", "grow", "lab")
 
 
 class _Parser(argparse.ArgumentParser):
@@ -47,6 +47,7 @@ def _subcommand_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"resnet-gui {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
     from resnet_gui.commands import grow as grow_command
+    from resnet_gui.commands import lab as lab_command
     from resnet_gui.commands import network as network_commands
     from resnet_gui.commands import predict as predict_command
     from resnet_gui.commands import train as train_command
@@ -55,6 +56,7 @@ def _subcommand_parser() -> argparse.ArgumentParser:
     train_command.add_parser(commands)
     predict_command.add_parser(commands)
     grow_command.add_parser(commands)
+    lab_command.add_parser(commands)
     return parser
 
 

@@ -7,6 +7,7 @@ classes are parameters of every preset, set from the dataset.
 
 from __future__ import annotations
 
+import dataclasses
 import difflib
 from dataclasses import dataclass
 
@@ -160,6 +161,23 @@ _PRESET_LIST: list[Preset] = [
         input_size=28,
     ),
 ]
+
+
+
+def _plain(residual: Preset, layers: int) -> Preset:
+    """He et al.'s plain network of ``layers`` layers: ``residual`` without any shortcut."""
+    return dataclasses.replace(
+        residual,
+        name=f"plain{layers}",
+        description=f"Plain-{layers} of He et al. (2015): the layers of {residual.name} with "
+        "every shortcut removed, for the degradation experiment",
+        block="plain",
+    )
+
+
+_BY_NAME = {preset.name: preset for preset in _PRESET_LIST}
+_PRESET_LIST += [_plain(_BY_NAME[f"resnet{layers}"], layers)
+                 for layers in (18, 34, 20, 32, 44, 56, 110)]
 
 PRESETS: dict[str, Preset] = {preset.name: preset for preset in _PRESET_LIST}
 

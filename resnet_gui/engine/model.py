@@ -77,6 +77,10 @@ class ResidualBlock(nn.Module):
     """Base for every block: a residual branch F plus an optional shortcut, y = F(x) + s(x)
     (then an activation, except in pre-activation blocks).
 
+    ``forward(x)`` is ``join(*parts(x))``: ``parts`` gives the branch's output and the
+    shortcut's (None in a plain block), ``join`` adds them and applies what follows the sum.
+    The lab's lesion and path experiments take a block apart through these two.
+
     ``branch_end`` names the branch's last module, whose output is F(x), and ``downsample``
     is the shortcut's module (None: the identity); the inspection tools hook these two to see
     both paths of the sum (see :mod:`resnet_gui.engine.blocks`).
@@ -94,13 +98,43 @@ class ResidualBlock(nn.Module):
     def branch_end_module(self) -> nn.Module:
         return getattr(self, self.branch_end)
 
+    def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        raise NotImplementedError
+
+    def join(self, branch: torch.Tensor | None, shortcut: torch.Tensor | None) -> torch.Tensor:
+        """The block's output from its branch and shortcut; either may be None (left out)."""
+        raise NotImplementedError
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.join(*self.parts(x))
+
     def zero_init_last(self) -> None:
         """Make the residual branch start at zero so that the block starts as the identity."""
         if self.has_shortcut:
             nn.init.zeros_(self.branch_end_module().weight)
 
 
-class BasicBlock(ResidualBlock):
+def _sum(branch: torch.Tensor | None, shortcut: torch.Tensor | None) -> torch.Tensor:
+    if branch is None:
+        return shortcut
+    return branch if shortcut is None else branch + shortcut
+
+
+class PostActivationBlock(ResidualBlock):
+    """Blocks whose sum passes through a final ReLU (``last_relu``, a property of each)."""
+
+    def shortcut(self, x: torch.Tensor) -> torch.Tensor | None:
+        if not self.has_shortcut:
+            return None
+        return x if self.downsample is None else self.downsample(x)
+
+    def join(self, branch: torch.Tensor | None, shortcut: torch.Tensor | None) -> torch.Tensor:
+        total = _sum(branch, shortcut)
+        # In place only on a tensor made here: a bare shortcut may be the block's own input.
+        return self.last_relu(total) if branch is not None else torch.relu(total)
+
+
+class BasicBlock(PostActivationBlock):
     kind = "basic"
     branch_end = "bn2"
 
@@ -116,11 +150,12 @@ class BasicBlock(ResidualBlock):
             self.downsample = make_shortcut(shortcut, in_ch, out_ch, stride)
         self.relu2 = nn.ReLU(inplace=True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        out = self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x)))))
-        if self.has_shortcut:
-            out = out + (x if self.downsample is None else self.downsample(x))
-        return self.relu2(out)
+    @property
+    def last_relu(self) -> nn.Module:
+        return self.relu2
+
+    def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
+        return self.bn2(self.conv2(self.relu1(self.bn1(self.conv1(x))))), self.shortcut(x)
 
 
 
@@ -129,7 +164,7 @@ class PlainBlock(BasicBlock):
     has_shortcut = False
 
 
-class Bottleneck(ResidualBlock):
+class Bottleneck(PostActivationBlock):
     kind = "bottleneck"
     expansion = 4
     branch_end = "bn3"
@@ -149,13 +184,14 @@ class Bottleneck(ResidualBlock):
             self.downsample = make_shortcut(shortcut, in_ch, out_ch, stride)
         self.relu3 = nn.ReLU(inplace=True)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    @property
+    def last_relu(self) -> nn.Module:
+        return self.relu3
+
+    def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor | None]:
         out = self.relu1(self.bn1(self.conv1(x)))
         out = self.relu2(self.bn2(self.conv2(out)))
-        out = self.bn3(self.conv3(out))
-        if self.has_shortcut:
-            out = out + (x if self.downsample is None else self.downsample(x))
-        return self.relu3(out)
+        return self.bn3(self.conv3(out)), self.shortcut(x)
 
 
 
@@ -181,11 +217,13 @@ class PreActBasicBlock(ResidualBlock):
         self.conv2 = conv3x3(width, out_ch, 1, bias)
         self.downsample = make_shortcut(shortcut, in_ch, out_ch, stride, normalise=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pre = self.relu1(self.bn1(x))
         shortcut = x if self.downsample is None else self.downsample(pre)
-        out = self.conv2(self.relu2(self.bn2(self.conv1(pre))))
-        return out + shortcut
+        return self.conv2(self.relu2(self.bn2(self.conv1(pre)))), shortcut
+
+    def join(self, branch: torch.Tensor | None, shortcut: torch.Tensor | None) -> torch.Tensor:
+        return _sum(branch, shortcut)
 
 
 
@@ -208,13 +246,15 @@ class PreActBottleneck(ResidualBlock):
         self.conv3 = conv1x1(width, out_ch, 1, bias)
         self.downsample = make_shortcut(shortcut, in_ch, out_ch, stride, normalise=False)
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
+    def parts(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         pre = self.relu1(self.bn1(x))
         shortcut = x if self.downsample is None else self.downsample(pre)
         out = self.conv1(pre)
         out = self.conv2(self.relu2(self.bn2(out)))
-        out = self.conv3(self.relu3(self.bn3(out)))
-        return out + shortcut
+        return self.conv3(self.relu3(self.bn3(out))), shortcut
+
+    def join(self, branch: torch.Tensor | None, shortcut: torch.Tensor | None) -> torch.Tensor:
+        return _sum(branch, shortcut)
 
 
 

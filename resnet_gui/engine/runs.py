@@ -365,6 +365,8 @@ _SUMMARY_CHECKS = {
     "train_accuracy": lambda v: v is None or _is_finite(v), "seconds": _is_finite,
     "examples_per_sec": lambda v: v is None or _is_finite(v), "message": _is_text,
     "checkpoint": lambda v: v is None or _is_text(v),
+    "input_shape": lambda v: v is None or (isinstance(v, list) and len(v) == 3
+                                           and all(_is_count(n) and n > 0 for n in v)),
 }
 
 
