@@ -10,7 +10,7 @@ import dataclasses
 import math
 import re
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, NoReturn
 
 from resnet_gui.errors import UserError
 from resnet_gui.arch.datasets import DATASET_KEYS, FOLDER_PREFIX, dataset_for
@@ -157,94 +157,117 @@ MAX_LR = 1000.0
 MAX_WEIGHT_DECAY = 10.0
 
 
+def _fail(name: str, message: str) -> NoReturn:
+    raise UserError(f"training setting '{name}': {message}")
+
+
+def _positive_int(name: str, value: Any, allow_none: bool = False,
+                  most: int | None = None) -> None:
+    if value is None and allow_none:
+        return
+    if isinstance(value, bool) or not isinstance(value, int) or value < 1:
+        _fail(name, f"must be a whole number >= 1, got {value!r}")
+    if most is not None and value > most:
+        _fail(name, f"must be at most {most:,}, got {value:,}")
+
+
+def _number(name: str, value: Any, low: float, high: float | None = None) -> None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        _fail(name, f"must be a number, got {value!r}")
+    if not math.isfinite(value):
+        _fail(name, f"must be a finite number, got {value!r}")
+    if value < low or (high is not None and value > high):
+        _fail(name, f"must be between {low} and {high}, got {value}" if high is not None
+              else f"must be >= {low}, got {value}")
+
+
 def validate_recipe(recipe: Recipe) -> Recipe:
     """Raise :class:`UserError` naming the first bad setting."""
+    _check_data(recipe)
+    _check_optimizer(recipe)
+    _check_choices(recipe)
+    _check_bounds(recipe)
+    check_starting_weights(recipe, _fail)
+    _number("pretrained_lr_scale", recipe.pretrained_lr_scale, 0.0, 1.0)
+    if recipe.pretrained_lr_scale <= 0:
+        _fail("pretrained_lr_scale", "must be > 0 (freeze layers with --freeze instead), got "
+              f"{recipe.pretrained_lr_scale}")
+    return recipe
 
-    def fail(name: str, message: str) -> None:
-        raise UserError(f"training setting '{name}': {message}")
 
-    def positive_int(name: str, value: Any, allow_none: bool = False,
-                     most: int | None = None) -> None:
-        if value is None and allow_none:
-            return
-        if isinstance(value, bool) or not isinstance(value, int) or value < 1:
-            fail(name, f"must be a whole number >= 1, got {value!r}")
-        if most is not None and value > most:
-            fail(name, f"must be at most {most:,}, got {value:,}")
-
-    def number(name: str, value: Any, low: float, high: float | None = None) -> None:
-        if isinstance(value, bool) or not isinstance(value, (int, float)):
-            fail(name, f"must be a number, got {value!r}")
-        if not math.isfinite(value):
-            fail(name, f"must be a finite number, got {value!r}")
-        if value < low or (high is not None and value > high):
-            fail(name, f"must be between {low} and {high}, got {value}" if high is not None
-                 else f"must be >= {low}, got {value}")
-
+def _check_data(recipe: Recipe) -> None:
+    """The dataset, the input size and the padding of random crops."""
     if not isinstance(recipe.dataset, str) or not (
         recipe.dataset in DATASETS or recipe.dataset.startswith(FOLDER_PREFIX)
     ):
-        fail("dataset", f"unknown dataset {recipe.dataset!r}; use one of "
-             f"{', '.join(DATASETS)} or {FOLDER_PREFIX}PATH")
+        _fail("dataset", f"unknown dataset {recipe.dataset!r}; use one of "
+              f"{', '.join(DATASETS)} or {FOLDER_PREFIX}PATH")
     if recipe.dataset.strip() == FOLDER_PREFIX:
-        fail("dataset", f"{FOLDER_PREFIX} needs the path of an image folder after it, such "
-             f"as {FOLDER_PREFIX}~/flowers")
-    positive_int("epochs", recipe.epochs, most=MAX_EPOCHS)
-    positive_int("batch_size", recipe.batch_size, allow_none=True, most=MAX_BATCH_SIZE)
-    if recipe.lr is not None:
-        number("lr", recipe.lr, 0.0)
-        if recipe.lr <= 0:
-            fail("lr", f"must be > 0, got {recipe.lr}")
-        if recipe.lr > MAX_LR:
-            fail("lr", f"must be at most {MAX_LR:g} (30 is about the largest rate in use; "
-                 f"far larger ones overflow the optimizer's arithmetic), got {recipe.lr:g}")
-    number("momentum", recipe.momentum, 0.0, 1.0)
-    if recipe.nesterov and recipe.optimizer == "sgd" and recipe.momentum <= 0:
-        fail("nesterov", "needs a momentum above 0; set --momentum (0.9 is usual)")
-    number("weight_decay", recipe.weight_decay, 0.0)
-    if recipe.weight_decay > MAX_WEIGHT_DECAY:
-        fail("weight_decay", f"must be at most {MAX_WEIGHT_DECAY:g} (SGD uses about 5e-4, "
-             f"AdamW up to about 1; larger values erase the weights or overflow the optimizer's "
-             f"arithmetic), got {recipe.weight_decay:g}")
-    number("warmup_epochs", recipe.warmup_epochs, 0.0, float(MAX_EPOCHS))
-    positive_int("step_every", recipe.step_every)
-    number("step_gamma", recipe.step_gamma, 0.0, 1.0)
-    number("label_smoothing", recipe.label_smoothing, 0.0, 0.99)
-    if recipe.grad_clip is not None:
-        number("grad_clip", recipe.grad_clip, 0.0)
-    for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("init", INITS),
-                          ("precision", PRECISIONS)):
-        value = getattr(recipe, name)
-        if value not in allowed:
-            fail(name, f"unknown value {value!r}; use one of {', '.join(allowed)}")
-    if not isinstance(recipe.device, str) or not (
-        recipe.device in DEVICES or re.fullmatch(r"cuda:[0-9]+", recipe.device)
-    ):
-        fail("device", f"unknown device {recipe.device!r}; use one of {', '.join(DEVICES)} "
-             "or cuda:N (N = 0, 1, ...)")
-    positive_int("resize", recipe.resize, allow_none=True)
+        _fail("dataset", f"{FOLDER_PREFIX} needs the path of an image folder after it, such "
+              f"as {FOLDER_PREFIX}~/flowers")
+    _positive_int("resize", recipe.resize, allow_none=True)
     if recipe.resize is not None and recipe.resize > MAX_INPUT_SIZE:
-        fail("resize", f"must be at most {MAX_INPUT_SIZE} pixels, got {recipe.resize}")
+        _fail("resize", f"must be at most {MAX_INPUT_SIZE} pixels, got {recipe.resize}")
     if recipe.crop_padding is not None and (
         isinstance(recipe.crop_padding, bool) or not isinstance(recipe.crop_padding, int)
         or recipe.crop_padding < 0
     ):
-        fail("crop_padding", f"must be a whole number >= 0, got {recipe.crop_padding!r}")
+        _fail("crop_padding", f"must be a whole number >= 0, got {recipe.crop_padding!r}")
     builtin = dataset_for(recipe.dataset)
     if builtin is not None:
         check_crop_padding(recipe, builtin.image_size)
-    positive_int("max_steps", recipe.max_steps, allow_none=True)
-    positive_int("limit_train", recipe.limit_train, allow_none=True)
-    positive_int("limit_test", recipe.limit_test, allow_none=True)
+
+
+def _check_optimizer(recipe: Recipe) -> None:
+    """Rates, momentum, decay and the schedule's numbers (upper bounds: far larger values
+    overflow the optimizer's arithmetic)."""
+    _positive_int("batch_size", recipe.batch_size, allow_none=True, most=MAX_BATCH_SIZE)
+    if recipe.lr is not None:
+        _number("lr", recipe.lr, 0.0)
+        if recipe.lr <= 0:
+            _fail("lr", f"must be > 0, got {recipe.lr}")
+        if recipe.lr > MAX_LR:
+            _fail("lr", f"must be at most {MAX_LR:g} (30 is about the largest rate in use; "
+                  f"far larger ones overflow the optimizer's arithmetic), got {recipe.lr:g}")
+    _number("momentum", recipe.momentum, 0.0, 1.0)
+    if recipe.nesterov and recipe.optimizer == "sgd" and recipe.momentum <= 0:
+        _fail("nesterov", "needs a momentum above 0; set --momentum (0.9 is usual)")
+    _number("weight_decay", recipe.weight_decay, 0.0)
+    if recipe.weight_decay > MAX_WEIGHT_DECAY:
+        _fail("weight_decay", f"must be at most {MAX_WEIGHT_DECAY:g} (SGD uses about 5e-4, "
+              f"AdamW up to about 1; larger values erase the weights or overflow the "
+              f"optimizer's arithmetic), got {recipe.weight_decay:g}")
+    _number("warmup_epochs", recipe.warmup_epochs, 0.0, float(MAX_EPOCHS))
+    _positive_int("step_every", recipe.step_every)
+    _number("step_gamma", recipe.step_gamma, 0.0, 1.0)
+    _number("label_smoothing", recipe.label_smoothing, 0.0, 0.99)
+    if recipe.grad_clip is not None:
+        _number("grad_clip", recipe.grad_clip, 0.0)
+
+
+def _check_choices(recipe: Recipe) -> None:
+    for name, allowed in (("optimizer", OPTIMIZERS), ("schedule", SCHEDULES), ("init", INITS),
+                          ("precision", PRECISIONS)):
+        value = getattr(recipe, name)
+        if value not in allowed:
+            _fail(name, f"unknown value {value!r}; use one of {', '.join(allowed)}")
+    if not isinstance(recipe.device, str) or not (
+        recipe.device in DEVICES or re.fullmatch(r"cuda:[0-9]+", recipe.device)
+    ):
+        _fail("device", f"unknown device {recipe.device!r}; use one of {', '.join(DEVICES)} "
+              "or cuda:N (N = 0, 1, ...)")
+
+
+def _check_bounds(recipe: Recipe) -> None:
+    """Epochs, step and image limits, and the seed."""
+    _positive_int("epochs", recipe.epochs, most=MAX_EPOCHS)
+    _positive_int("max_steps", recipe.max_steps, allow_none=True)
+    _positive_int("limit_train", recipe.limit_train, allow_none=True)
+    _positive_int("limit_test", recipe.limit_test, allow_none=True)
     if (isinstance(recipe.seed, bool) or not isinstance(recipe.seed, int)
             or not 0 <= recipe.seed <= MAX_SEED):
-        fail("seed", f"must be a whole number from 0 to {MAX_SEED} (2**63-1), got {recipe.seed!r}")
-    check_starting_weights(recipe, fail)
-    number("pretrained_lr_scale", recipe.pretrained_lr_scale, 0.0, 1.0)
-    if recipe.pretrained_lr_scale <= 0:
-        fail("pretrained_lr_scale", "must be > 0 (freeze layers with --freeze instead), got "
-             f"{recipe.pretrained_lr_scale}")
-    return recipe
+        _fail("seed", f"must be a whole number from 0 to {MAX_SEED} (2**63-1), got "
+              f"{recipe.seed!r}")
 
 
 # The plan for a budget (see docs/benchmarks.md, "Defaults on any budget"): enough optimizer

@@ -74,8 +74,8 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         "train",
         help="train an architecture on a dataset",
         description="Train ARCH (a preset name, an architecture JSON file, or a checkpoint: a "
-        "new run of its architecture and plan) with a progress bar. Ctrl-C stops after saving "
-        "the checkpoint. Options left out come from --recipe (default: the recipe named like "
+        "new run of its architecture and plan) with a progress bar. Ctrl-C, SIGTERM or SIGHUP "
+        "stop after saving the checkpoint. Options left out come from --recipe (default: the recipe named like "
         "the architecture, else the library defaults).",
     )
     parser.add_argument("arch", nargs="?", metavar="ARCH",
@@ -83,6 +83,17 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                         "--resume)")
     parser.add_argument("--recipe", choices=sorted(RECIPE_PRESETS),
                         help="start from a named recipe (chapter: the D2L chapter's settings)")
+    _add_data_options(parser)
+    _add_plan_options(parser)
+    _add_start_options(parser)
+    _add_machine_options(parser)
+    _add_output_options(parser)
+    parser.set_defaults(func=run_train)
+    return parser
+
+
+def _add_data_options(parser: argparse.ArgumentParser) -> None:
+    """What to train on."""
     data = parser.add_argument_group("data")
     data.add_argument("--dataset", metavar="NAME",
                       help=f"{'|'.join(DATASETS)}|folder:PATH (default fashion-mnist)")
@@ -97,6 +108,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     data.add_argument("--limit-train", type=int, metavar="N",
                       help="use N training images (class-balanced)")
     data.add_argument("--limit-test", type=int, metavar="N", help="use N test images")
+
+
+def _add_plan_options(parser: argparse.ArgumentParser) -> None:
+    """The optimizer and its schedule."""
     plan = parser.add_argument_group("plan")
     plan.add_argument("--epochs", type=int, metavar="N")
     plan.add_argument("--batch-size", type=int, metavar="B")
@@ -113,6 +128,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     plan.add_argument("--zero-init-last", action=argparse.BooleanOptionalAction, default=None,
                       help="start each residual branch at zero")
     plan.add_argument("--seed", type=int, metavar="S", help="makes a CPU run repeatable")
+
+
+def _add_start_options(parser: argparse.ArgumentParser) -> None:
+    """Starting weights for fine-tuning."""
     start = parser.add_argument_group("starting weights (fine-tuning)")
     start.add_argument("--weights", metavar="imagenet|FILE",
                        help="start from torchvision's ImageNet weights (resnet18/34/50/101/152; "
@@ -124,6 +143,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     start.add_argument("--pretrained-lr-scale", type=float, metavar="F",
                        help="the pretrained layers learn at F times --lr (default 0.1; the "
                        "new head at --lr)")
+
+
+def _add_machine_options(parser: argparse.ArgumentParser) -> None:
+    """Where and how fast it runs."""
     machine = parser.add_argument_group("machine")
     machine.add_argument("--device", metavar="DEVICE", help=f"{'|'.join(DEVICES)}|cuda:N")
     machine.add_argument("--precision", choices=PRECISIONS)
@@ -141,6 +164,10 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
                          help="end after N optimizer steps as Stop would (the plan still "
                          "spans --epochs)")
     distributed.add_options(machine)
+
+
+def _add_output_options(parser: argparse.ArgumentParser) -> None:
+    """What the run writes and reads back."""
     output = parser.add_argument_group("output")
     output.add_argument("--checkpoint", metavar="PATH",
                         help="save a checkpoint here at each epoch end and on stop (default "
@@ -162,8 +189,6 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
     output.add_argument("--control", action="store_true",
                         help="read pause, resume and stop from standard input, one a line "
                         "(for a program that runs this command, such as the window)")
-    parser.set_defaults(func=run_train)
-    return parser
 
 
 def base_recipe(args: argparse.Namespace, arch_name: str | None) -> Recipe:

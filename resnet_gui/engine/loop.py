@@ -287,31 +287,12 @@ class TrainingLoop:
     # -- the run ----------------------------------------------------------------------------
 
     def run(self) -> TrainEnd:
-        self.trainer.emit("on_train_start", self.start_event())
+        self.trainer.emit("on_train_start", start_event(self))
         while self.state.epoch < self.recipe.epochs and self.reason == "completed":
             self.train_epoch()
             if self.reason == "completed":
                 self.end_epoch()
         return self.finish()
-
-    def start_event(self) -> TrainStart:
-        data, state, device = self.data, self.state, self.device
-        steps_per_epoch = steps_in_epoch(self.num_train, state.batch_size,
-                                         self.world.smallest_batch)
-        index = device.index if device.index is not None else (
-            torch.cuda.current_device() if device.type == "cuda" else None)
-        return TrainStart(
-            epochs=self.recipe.epochs, steps_per_epoch=steps_per_epoch,
-            total_steps=self.recipe.epochs * steps_per_epoch, start_epoch=state.epoch,
-            start_step=state.step,
-            device=f"cuda:{index}" if device.type == "cuda" else str(device),
-            precision=self.placement.precision, batch_size=state.batch_size,
-            num_train=self.num_train, num_test=data.num_test,
-            class_names=tuple(data.class_names),
-            input_shape=tuple(int(v) for v in (data.channels,
-                                               *self.maker.output_size(data.image_size))),
-            architecture=self.arch.name, recipe=self.recipe.to_dict(),
-            processes=self.world.size)
 
     def _epoch_order(self) -> torch.Tensor:
         """This epoch's order of training examples, on the device batches are cut on."""
@@ -547,3 +528,24 @@ class TrainingLoop:
             train_loss=state.last_train[0], first_loss=state.first_loss,
             chance=chance_accuracy(data.test_labels.cpu().numpy(), data.num_classes),
             steps=state.step, lr=self.recipe.lr, batch_size=state.batch_size))
+
+
+def start_event(loop: TrainingLoop) -> TrainStart:
+    """What a run starting (or resuming) tells its listeners: its plan, data and machine."""
+    data, state, device = loop.data, loop.state, loop.device
+    steps_per_epoch = steps_in_epoch(loop.num_train, state.batch_size,
+                                     loop.world.smallest_batch)
+    index = device.index if device.index is not None else (
+        torch.cuda.current_device() if device.type == "cuda" else None)
+    return TrainStart(
+        epochs=loop.recipe.epochs, steps_per_epoch=steps_per_epoch,
+        total_steps=loop.recipe.epochs * steps_per_epoch, start_epoch=state.epoch,
+        start_step=state.step,
+        device=f"cuda:{index}" if device.type == "cuda" else str(device),
+        precision=loop.placement.precision, batch_size=state.batch_size,
+        num_train=loop.num_train, num_test=data.num_test,
+        class_names=tuple(data.class_names),
+        input_shape=tuple(int(v) for v in (data.channels,
+                                           *loop.maker.output_size(data.image_size))),
+        architecture=loop.arch.name, recipe=loop.recipe.to_dict(),
+        processes=loop.world.size)
