@@ -140,7 +140,8 @@ def test_the_export_menu_offers_the_train_exports(make_window):
 
 @pytest.mark.skipif(not tensorboard_available(), reason="tensorboardX is not installed")
 def test_the_tensorboard_option_writes_event_files_tensorboard_reads(qtbot, window, tmp_path):
-    event_accumulator = pytest.importorskip("tensorboard.backend.event_processing.event_accumulator")
+    event_accumulator = pytest.importorskip(
+        "tensorboard.backend.event_processing.event_accumulator")
     folder = tmp_path / "tb"
     trained(qtbot, window, epochs=2, tensorboard=folder)
     reader = event_accumulator.EventAccumulator(str(folder))

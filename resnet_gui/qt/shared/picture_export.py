@@ -97,8 +97,9 @@ def _tolerate_closed_paths() -> None:
 
 
 def scene_picture(scene: QGraphicsScene, source: QRectF, fmt: str, title: str,
-                  background: QColor = QColor("white")) -> bytes:
+                  background: str = "white") -> bytes:
     """The ``source`` part of ``scene`` as PNG or SVG bytes, on ``background``."""
+    background = QColor(background)
     size = source.size().toSize()
     if size.isEmpty():
         raise UserError("there is nothing to draw; add a layer first")

@@ -17,8 +17,8 @@ from PySide6.QtWidgets import (
     QGroupBox,
     QHBoxLayout,
     QLineEdit,
-    QPushButton,
     QSpinBox,
+    QToolButton,
     QWidget,
 )
 
@@ -26,7 +26,8 @@ from resnet_gui.engine.tensorboard import INSTALL_HINT, tensorboard_available
 from resnet_gui.engine.telemetry import DEFAULT_EVERY
 from resnet_gui.errors import UserError
 
-MISSING_TIP = f"Writing TensorBoard files needs tensorboardX, which is not installed: {INSTALL_HINT}."
+MISSING_TIP = ("Writing TensorBoard files needs tensorboardX, which is not installed: "
+               f"{INSTALL_HINT}.")
 
 
 class ObserveOptions(QGroupBox):
@@ -53,7 +54,8 @@ class ObserveOptions(QGroupBox):
         self.folder_edit = QLineEdit()
         self.folder_edit.setObjectName("tensorboardFolderEdit")
         self.folder_edit.setPlaceholderText("folder for the event files")
-        self.browse_button = QPushButton("…")
+        self.browse_button = QToolButton()
+        self.browse_button.setText("…")
         self.browse_button.setToolTip("Choose the folder")
         self.browse_button.clicked.connect(self._browse)
         self.available = tensorboard_available()

@@ -19,7 +19,7 @@ from PySide6.QtWidgets import QComboBox, QHBoxLayout, QLabel, QVBoxLayout, QWidg
 
 from resnet_gui.engine.events import TelemetryEvent
 from resnet_gui.engine.telemetry import METRICS, TelemetryHistory
-from resnet_gui.qt.inspect.feature_maps import ClickableImage
+from resnet_gui.qt.shared.plot_items import ClickableImage
 
 METRIC_LABELS = {
     "residual_ratio": "Residual ratio ‖F(x)‖/‖x‖",
