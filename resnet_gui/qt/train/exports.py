@@ -133,6 +133,8 @@ class TrainExports(QObject):
     def export_plot(self, name: str, path: str | Path) -> bool:
         """Draw plot ``name`` (see :data:`PLOTS`) into ``path``, .png or .svg by its suffix;
         True when written."""
+        self.panel.plots._hover.hide()  # the cursor's read-out is no part of the picture
+        self.panel.heatmap.hover_text.setVisible(False)
         try:
             data = plot_picture(self.plot_widget(name).getPlotItem(), picture_format(path))
             write_picture(path, data)
