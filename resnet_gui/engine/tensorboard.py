@@ -24,6 +24,7 @@ the run that the checkpoint continues, not the steps it undid.
 from __future__ import annotations
 
 import dataclasses
+import importlib.util
 import math
 import os
 from collections.abc import Mapping
@@ -40,6 +41,11 @@ EPOCH_SCALARS = {"train_loss": "epoch/train_loss", "train_accuracy": "epoch/trai
                  "test_loss": "epoch/test_loss", "test_accuracy": "epoch/test_accuracy",
                  "lr": "epoch/learning_rate", "examples_per_sec": "epoch/examples_per_sec",
                  "seconds": "epoch/seconds"}
+
+
+def tensorboard_available() -> bool:
+    """Whether tensorboardX is installed (without importing it: the window asks at start)."""
+    return importlib.util.find_spec("tensorboardX") is not None
 
 
 def summary_writer_class() -> type:

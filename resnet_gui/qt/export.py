@@ -1,5 +1,6 @@
 """File > Export: the network as PyTorch code or as an ONNX model, written on a worker thread
-(tracing for ONNX takes seconds) while the window stays responsive."""
+(tracing for ONNX takes seconds) while the window stays responsive; and the Build canvas as a
+PNG or SVG picture, drawn at once on the GUI thread (a scene is drawn where it lives)."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ from PySide6.QtWidgets import QMessageBox
 
 from resnet_gui.arch.model import Architecture
 from resnet_gui.errors import UserError
+from resnet_gui.qt.files import last_folder
 from resnet_gui.qt.shared.widgets import make_action
 
 if TYPE_CHECKING:
@@ -44,12 +46,40 @@ class Exports(QObject):
                                        lambda: self.export_dialog("onnx"),
                                        tip="Write the network as an ONNX model",
                                        name="exportOnnxAction")
+        self.canvas_action = make_action(window, "&Canvas as PNG or SVG…",
+                                         self.export_canvas_dialog,
+                                         tip="Save the network's cards as a picture for "
+                                             "slides and papers",
+                                         name="exportCanvasAction")
 
     def export_dialog(self, kind: str) -> None:
         suffix, title, file_filter = EXPORT_KINDS[kind]
         path = self.window.ask_save_path(title, suffix, file_filter)
         if path:
             self.export_to(kind, path)
+
+    def export_canvas_dialog(self) -> None:
+        from resnet_gui.qt.shared.picture_export import PICTURE_FILTER, ask_export_path
+
+        suggested = str(Path(last_folder(self.window.settings))
+                        / f"{self.window.document.arch.name}.png")
+        path = ask_export_path(self.window, "Export the canvas", suggested, PICTURE_FILTER)
+        if path:
+            self.export_canvas(path)
+
+    def export_canvas(self, path: str | Path) -> bool:
+        """Draw the Build canvas into ``path`` (.png or .svg); True when written. A problem
+        is one sentence in the status bar (and a message box)."""
+        from resnet_gui.qt.build.canvas_export import canvas_picture
+        from resnet_gui.qt.shared.picture_export import picture_format, write_picture
+
+        try:
+            write_picture(path, canvas_picture(self.window.canvas, picture_format(path)))
+        except UserError as problem:
+            self.window.show_error(problem)
+            return False
+        self.window.statusBar().showMessage(f"Exported the canvas to {path}", 8000)
+        return True
 
     def export_to(self, kind: str, path: str | Path) -> bool:
         """Start writing ``path``; ``finished(path, error)`` says when it is done, and the

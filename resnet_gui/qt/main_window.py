@@ -159,7 +159,10 @@ class MainWindow(QMainWindow):
         fill_menu(file_menu, (documents.new_action, documents.preset_menu, None,
                               documents.open_action, documents.recent_menu,
                               documents.save_action, documents.save_as_action, None))
-        fill_menu(file_menu.addMenu("&Export"), (self.export_py_action, self.export_onnx_action))
+        self.export_menu = file_menu.addMenu("&Export")  # the Train tab adds its exports
+        self.export_menu.setObjectName("exportMenu")
+        fill_menu(self.export_menu, (self.export_py_action, self.export_onnx_action,
+                                     self.exports.canvas_action))
         fill_menu(file_menu, (None, self.data_folder_action, None, self.quit_action))
         fill_menu(bar.addMenu("&Edit"), self.build_actions.edit_menu)
         fill_menu(bar.addMenu("&View"), self.build_actions.view_menu)

@@ -98,8 +98,22 @@ def install_training_panels(window: Any, store: RunStore | None = None,
     window.add_panel(panel, "Train")
     window.add_panel(inspect, "Inspect")
     window.installEventFilter(CloseGuard(session, panel, window))
+    panel.heatmap.block_clicked.connect(lambda block: _inspect_block(window, inspect, block))
+    export_menu = getattr(window, "export_menu", None)
+    if export_menu is not None:  # File > Export: the Train tab's after the network's
+        export_menu.addSeparator()
+        for action in panel.exports.actions():
+            export_menu.addAction(action)
     _remember_training_settings(window, panel)
     _share_dataset_choice(window, panel)
+
+
+def _inspect_block(window: Any, inspect: InspectPanel, block: str) -> None:
+    """A heatmap cell was clicked: show its block in the Inspect tab."""
+    tabs = getattr(window, "tabs", None)
+    if tabs is not None:
+        tabs.setCurrentWidget(inspect)
+    inspect.show_layer(block)
 
 
 RECIPE_SETTING = "train/recipe"

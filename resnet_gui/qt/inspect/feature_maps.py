@@ -23,6 +23,7 @@ from PySide6.QtWidgets import (
 )
 
 from resnet_gui.qt.inspect.images import INDEX_ROLE, ImageStrip
+from resnet_gui.qt.shared.plot_items import ClickableImage
 from resnet_gui.qt.shared.test_images import TestImages
 from resnet_gui.qt.shared.training_worker import MOSAIC_PAD, ProbeView
 
@@ -30,20 +31,6 @@ NAME_ROLE = Qt.ItemDataRole.UserRole
 THUMBNAILS_SHOWN = 48
 SIGNED_COLOURS = pg.colormap.get("CET-D1")  # blue-white-red: signs matter before a ReLU
 POSITIVE_COLOURS = pg.colormap.get("viridis")
-
-
-class ClickableImage(pg.ImageItem):
-    """An ImageItem that reports clicks in pixel coordinates (x = column, y = row)."""
-
-    clicked = Signal(float, float)
-
-    def mouseClickEvent(self, event) -> None:  # noqa: N802 (Qt naming)
-        if event.button() == Qt.MouseButton.LeftButton:
-            position = event.pos()
-            self.clicked.emit(position.x(), position.y())
-            event.accept()
-        else:
-            super().mouseClickEvent(event)
 
 
 def robust_levels(values: np.ndarray) -> tuple[float, float, bool]:

@@ -122,6 +122,14 @@ class InspectPanel(QWidget):
         wish = self.session.probe_wish
         self.feature_maps.set_layers(self.session.layers(), preferred=wish[0] if wish else None)
 
+    def show_layer(self, name: str) -> bool:
+        """Select layer (or block) ``name`` on the Feature maps page, as a click in the layer
+        tree does; False when the network has no such layer."""
+        self.pages.setCurrentIndex(0)
+        if self._layers_stale:
+            self.refresh_layers()
+        return self.feature_maps.select_layer(name)
+
     # -- image files -----------------------------------------------------------------------
 
     def show_image_file(self, path: str | Path) -> None:

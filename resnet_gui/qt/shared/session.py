@@ -64,6 +64,7 @@ class TrainingSession(QObject):
     run_started = Signal(object)  # TrainStart
     step = Signal(object)  # StepEnd
     epoch = Signal(object)  # EpochEnd
+    telemetry = Signal(object)  # TelemetryEvent: the blocks at a sampled step
     run_ended = Signal(object)  # TrainEnd
     error = Signal(str)
     notice = Signal(str)  # the engine's remarks (the bundled sample is in use, ...)
@@ -109,6 +110,7 @@ class TrainingSession(QObject):
         c.started.connect(self._on_started)
         c.batch_end.connect(self.step)
         c.epoch_end.connect(self._on_epoch_end)
+        c.telemetry.connect(self.telemetry)
         c.returned.connect(self.run_ended)
         c.errored.connect(self.error)
         c.notice.connect(self.notice)
@@ -123,8 +125,11 @@ class TrainingSession(QObject):
     def active(self) -> bool:
         return self.controller.is_active
 
-    def start(self, recipe: Recipe) -> None:
-        """Start a run of the window's architecture with ``recipe``; raises UserError."""
+    def start(self, recipe: Recipe, telemetry_every: int | None = None,
+              tensorboard_dir: str | None = None) -> None:
+        """Start a run of the window's architecture with ``recipe``, sampling the blocks
+        every ``telemetry_every`` steps (None: the trainer's default) and writing TensorBoard
+        files into ``tensorboard_dir`` if given; raises UserError."""
         if self.active:
             raise UserError("a run is already live; stop it before starting another")
         arch = self.architecture.get()
@@ -144,6 +149,8 @@ class TrainingSession(QObject):
             probe_image=self._probe_wish[1] if self._probe_wish else 0,
             trainer_factory=self.trainer_factory,
             data_loader=self.data_loader,
+            telemetry_every=telemetry_every,
+            tensorboard_dir=tensorboard_dir,
         ))
         if self.architecture.lock is not None:
             self.architecture.lock(True, LOCK_REASON)

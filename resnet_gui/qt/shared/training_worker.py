@@ -2,7 +2,7 @@
 
 The pattern of ../shared/DESIGN.md: a :class:`TrainingWorker` (a ``QObject`` without parent)
 is moved to a ``QThread``; ``thread.started`` runs it; its signals ``started``,
-``batch_end``, ``epoch_end``, ``returned``, ``errored`` and, always last, ``finished`` reach
+``batch_end``, ``epoch_end``, ``telemetry``, ``returned``, ``errored`` and, always last, ``finished`` reach
 the :class:`TrainingController`, which lives in the GUI thread, through queued connections to
 the controller's own slots. Stop and pause never travel as signals (a busy worker would not
 see them): the controller sets the trainer's ``threading.Event`` directly through a small
@@ -30,6 +30,7 @@ from resnet_gui.engine.events import (
     EpochEnd,
     FeatureProbe,
     StepEnd,
+    TelemetryEvent,
     TrainEnd,
     TrainStart,
 )
@@ -79,6 +80,8 @@ class TrainingJob:
     probe_image: int = 0
     trainer_factory: Callable[..., Any] | None = None  # tests and benchmarks may swap it
     data_loader: Callable[[Recipe], Any] | None = None
+    telemetry_every: int | None = None  # per-block telemetry interval; None: the trainer's
+    tensorboard_dir: str | None = None  # write TensorBoard event files there
 
 
 @dataclass(frozen=True)
@@ -203,6 +206,9 @@ class _Forwarder(Callback):
     def on_notice(self, message: str) -> None:
         self.worker.notice.emit(message)
 
+    def on_telemetry(self, event: TelemetryEvent) -> None:
+        self.worker.telemetry.emit(event)
+
     def on_epoch_end(self, event: EpochEnd) -> None:
         probe = None
         if event.probe is not None:
@@ -234,6 +240,7 @@ class TrainingWorker(QObject):
     started = Signal(object)  # TrainStart
     batch_end = Signal(object)  # StepEnd
     epoch_end = Signal(object)  # EpochUpdate
+    telemetry = Signal(object)  # TelemetryEvent
     returned = Signal(object)  # TrainEnd
     errored = Signal(str)  # one sentence for the user
     notice = Signal(str)  # a sentence the user should see; the run goes on
@@ -265,6 +272,7 @@ class TrainingWorker(QObject):
 
     def _run(self) -> None:
         job = self.job
+        observers = _observers(job)  # a bad TensorBoard folder is said before any loading
         # The architecture's input size is the size that trains: the images are resized to it.
         sized = with_input_size(job.recipe, job.architecture)
         data = job.data
@@ -288,7 +296,7 @@ class TrainingWorker(QObject):
                 self.recorder.on_train_end(end)
             self.returned.emit(end)
             return
-        callbacks: list[Callback] = [_Forwarder(self)]
+        callbacks: list[Callback] = [_Forwarder(self), *observers]
         if self.recorder is not None:
             callbacks.insert(0, self.recorder)
         factory = job.trainer_factory or _default_trainer_factory
@@ -304,9 +312,21 @@ class TrainingWorker(QObject):
             if self.recorder is not None:
                 self.recorder.fail(str(error) or type(error).__name__)
             raise
+        if job.telemetry_every is not None:
+            self.trainer.telemetry_every = job.telemetry_every
         self.controls.attach(self.trainer)
         end = self.trainer.run()
         self.returned.emit(end)
+
+
+def _observers(job: TrainingJob) -> list[Callback]:
+    """The callbacks that only watch the run: the TensorBoard writer where one is asked
+    for (its folder checked and tensorboardX imported now; a UserError otherwise)."""
+    if not job.tensorboard_dir:
+        return []
+    from resnet_gui.engine.tensorboard import TensorBoardWriter
+
+    return [TensorBoardWriter(job.tensorboard_dir)]
 
 
 IDLE, STARTING, RUNNING, PAUSED, STOPPING = "idle", "starting", "running", "paused", "stopping"
@@ -323,6 +343,7 @@ class TrainingController(QObject):
     started = Signal(object)
     batch_end = Signal(object)
     epoch_end = Signal(object)
+    telemetry = Signal(object)
     returned = Signal(object)
     errored = Signal(str)
     notice = Signal(str)
@@ -377,6 +398,7 @@ class TrainingController(QObject):
         worker.started.connect(self._on_started)
         worker.batch_end.connect(self.batch_end)
         worker.epoch_end.connect(self.epoch_end)
+        worker.telemetry.connect(self.telemetry)
         worker.returned.connect(self._on_returned)
         worker.errored.connect(self.errored)
         worker.notice.connect(self.notice)

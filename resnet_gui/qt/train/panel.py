@@ -1,4 +1,5 @@
-"""The Train tab: settings, Start / Pause-Resume / Stop, progress, live plots and the runs.
+"""The Train tab: settings, Start / Pause-Resume / Stop, progress, live plots, the block
+telemetry heatmap and the runs.
 
 Before Start it says what the run will be: the images' size as the network sees them, what
 the "auto" settings will choose, and the estimated time per epoch (on a helper thread,
@@ -26,11 +27,14 @@ from resnet_gui.errors import UserError
 from resnet_gui.qt.shared.session import TrainingSession
 from resnet_gui.qt.shared.training_worker import IDLE, PAUSED, RUNNING, STARTING
 from resnet_gui.qt.train.epoch_estimate import EpochEstimator
+from resnet_gui.qt.train.exports import TrainExports
+from resnet_gui.qt.train.observe_options import ObserveOptions
 from resnet_gui.qt.train.plots import LivePlots
 from resnet_gui.qt.train.recipe_form import RecipeForm
 from resnet_gui.qt.train.run_list import RunList
 from resnet_gui.qt.train.run_plan import SLOW_ADVICE, epochs_text, image_size_text, known_counts
 from resnet_gui.qt.train.run_progress import ERROR_STYLE, NOTE_STYLE, RunProgress
+from resnet_gui.qt.train.telemetry_heatmap import TelemetryHeatmap
 
 ESTIMATE_STYLE = "color: #5b6474;"
 SLOW_STYLE = "color: #b45309; font-weight: bold;"  # amber: think before pressing Start
@@ -55,8 +59,11 @@ class TrainingPanel(QWidget):
         self.message_label = self.run_progress.message_label
         self.estimator = estimator or EpochEstimator(self)
         self._make_run_controls()
+        self.observe = ObserveOptions()
         self.plots = LivePlots()
+        self.heatmap = TelemetryHeatmap()
         self.run_list = RunList()
+        self.exports = TrainExports(self)
         self._lay_out()
         self._plan_timer = QTimer(self)
         self._plan_timer.setSingleShot(True)
@@ -121,20 +128,24 @@ class TrainingPanel(QWidget):
         left_layout.setContentsMargins(0, 0, 0, 0)
         left_layout.addWidget(run_box)
         left_layout.addWidget(settings_box, 1)
+        left_layout.addWidget(self.observe)
         left.setMinimumWidth(300)
         left.setMaximumWidth(420)
         return left
 
     def _right_side(self) -> QWidget:
-        """The live plots over the run list."""
+        """The live plots over the telemetry heatmap, over the run list."""
         runs_box = QGroupBox("Runs — tick to compare curves")
         runs_layout = QVBoxLayout(runs_box)
         runs_layout.addWidget(self.run_list)
         right = QSplitter(Qt.Orientation.Vertical)
         right.addWidget(self.plots)
+        right.addWidget(self.heatmap)
         right.addWidget(runs_box)
         right.setStretchFactor(0, 3)
-        right.setStretchFactor(1, 1)
+        right.setStretchFactor(1, 2)
+        right.setStretchFactor(2, 1)
+        right.setSizes([500, 260, 180])
         right.setChildrenCollapsible(False)
         return right
 
@@ -154,6 +165,7 @@ class TrainingPanel(QWidget):
             self.session.live_run.run_id if self.session.live_run else None))
         session.step.connect(self.plots.add_step)
         session.epoch.connect(self.plots.add_epoch)
+        session.telemetry.connect(self.heatmap.add_event)
         session.idle.connect(self._on_idle)
         session.runs_changed.connect(self.refresh_runs)
         session.run_updated.connect(self.run_list.update_run)
@@ -176,13 +188,16 @@ class TrainingPanel(QWidget):
         self.refresh_plan()  # what the form says about this run is current when it starts
         try:
             recipe = self.form.recipe()
+            tensorboard_dir = self.observe.tensorboard_dir()
             self.estimator.cancel()  # the machine is the run's from now on
             self.plots.reset_live()
+            self.heatmap.reset()
             # The epoch axis takes its final span now, while the worker is still loading,
             # rather than when the first steps compete with the redraw.
             self.plots.set_planned_epochs(recipe.epochs)
             self.run_progress.begin()
-            self.session.start(recipe)
+            self.session.start(recipe, telemetry_every=self.observe.telemetry_every,
+                               tensorboard_dir=tensorboard_dir)
         except UserError as problem:
             self.show_error(str(problem))
             return
@@ -266,6 +281,7 @@ class TrainingPanel(QWidget):
         self.pause_button.setText("Resume" if state == PAUSED else "Pause")
         self.stop_button.setEnabled(state in (STARTING, RUNNING, PAUSED))
         self.form.set_enabled_for_run(idle)
+        self.observe.set_enabled_for_run(idle)
         self.lock_label.setText(
             "" if idle else "The architecture is locked while this run trains; stop the run "
             "to edit it. Settings apply to the next run.")
@@ -330,6 +346,7 @@ class TrainingPanel(QWidget):
         summary = run.summary
         self.plots.load_live(f"{summary.name} {summary.created_text[5:]}", run.log,
                              summary.epochs_planned)
+        self.heatmap.load_history(run.log.telemetry)
         self.show_note(f"Reopened {summary.name} from {summary.created_text}: its "
                        "architecture is in the Build tab, its settings are above and its "
                        "curves are on the right.")
