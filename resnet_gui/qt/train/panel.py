@@ -182,7 +182,7 @@ class TrainingPanel(QWidget):
             # rather than when the first steps compete with the redraw.
             self.plots.set_planned_epochs(recipe.epochs)
             self.run_progress.begin()
-            self.session.start(recipe)
+            self.session.start(recipe, self.form.processes())
         except UserError as problem:
             self.show_error(str(problem))
             return
