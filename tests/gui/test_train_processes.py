@@ -107,6 +107,10 @@ def test_a_two_process_run_streams_into_the_plots_and_run_list_and_completes(
     saved = load_checkpoint(store.checkpoint_path(summary.run_id))["model"]
     assert all((network.model.state_dict()[name] == value).all()
                for name, value in saved.items())
+    # Its evaluation, for Inspect's confusion matrix, is the one the processes reported.
+    qtbot.waitUntil(lambda: p.session.evaluation is not None, timeout=30_000)
+    assert p.session.evaluation.confusion.sum() == 20
+    assert p.session.evaluation.accuracy == pytest.approx(epochs[-1].test_accuracy)
 
 
 def test_stop_reaches_both_processes_and_keeps_a_checkpoint_that_resumes(

@@ -105,6 +105,16 @@ def stopped_before_training() -> Any:
                     message="stopped before training began")
 
 
+def evaluate_network(network: Any, data: Any) -> Any:
+    """The test-set evaluation (engine.events.Evaluation) of a run's trained ``network``
+    (an IdleNetwork) on ``data``'s test images: a run on other processes kept its own there.
+    In the idle jobs' thread."""
+    from resnet_gui.engine.inspect import evaluate_model
+
+    return evaluate_model(network.model, data.test_images, data.test_labels, network.prepare,
+                          data.num_classes)
+
+
 class ProcessController(QObject):
     """Starts, steers and follows one several-process run; lives in the GUI thread."""
 

@@ -20,7 +20,12 @@ from resnet_gui.engine.events import EpochEnd, Evaluation, TrainStart
 from resnet_gui.engine.runs import Run, RunStore, RunSummary
 from resnet_gui.errors import UserError
 from resnet_gui.qt.shared.background import BackgroundJobs
-from resnet_gui.qt.shared.process_worker import ProcessChoice, ProcessController, ProcessJob
+from resnet_gui.qt.shared.process_worker import (
+    ProcessChoice,
+    ProcessController,
+    ProcessJob,
+    evaluate_network,
+)
 from resnet_gui.qt.shared.test_images import TestImages
 from resnet_gui.qt.shared.training_worker import (
     EpochUpdate,
@@ -240,6 +245,7 @@ class TrainingSession(QObject):
             return
         if not self.active:
             self._set_data(key, bundle)
+            self._evaluate_trained()
 
     def _set_data(self, key, bundle) -> None:
         self.data, self._data_key = bundle, key
@@ -458,8 +464,30 @@ class TrainingSession(QObject):
         self.live_run = None
         self.runs_changed.emit()
         self.idle.emit()
+        self._evaluate_trained()
         if self._probe_wish is not None:
             self.request_probe(*self._probe_wish)
+
+    def _evaluate_trained(self) -> None:
+        """After a run on other processes, once its test images are here: its evaluation for
+        Inspect (the processes kept theirs)."""
+        if self.evaluation is not None or self.controller is self.controllers[0] or \
+                self.controller.last_model is None:
+            return
+        data = self.loaded_data(self._last_recipe or Recipe())
+        try:
+            network = self.idle_network()
+        except UserError:
+            return
+        if data is None or not network.source.startswith("after training"):
+            return
+
+        def show(evaluation) -> None:
+            self.evaluation = evaluation
+            self.evaluation_changed.emit(evaluation, self.class_names)
+
+        self.idle_jobs.submit("evaluation", lambda: evaluate_network(network, data), show,
+                              self.probe_message.emit)
 
     def _refresh_live_summary(self) -> None:
         try:
