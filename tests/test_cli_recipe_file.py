@@ -6,7 +6,6 @@ from __future__ import annotations
 import json
 
 import pytest
-import torch
 
 from resnet_gui.arch.recipe import RECIPE_PRESETS, Recipe
 from resnet_gui.cli import main
@@ -15,12 +14,10 @@ from resnet_gui.engine.events import BlockStats, EpochEnd, StepEnd, TelemetryEve
     TrainStart
 from tests.engine.test_data import write_fashion_mnist
 
+# --threads 1 in this process: the fixture puts torch's setting back afterwards.
+pytestmark = pytest.mark.usefixtures("one_thread")
 
-@pytest.fixture(autouse=True)
-def threads_restored():
-    previous = torch.get_num_threads()
-    yield
-    torch.set_num_threads(previous)
+
 
 
 def test_a_recipe_file_sets_every_field_and_options_still_override(tmp_path, capsys):

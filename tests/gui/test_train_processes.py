@@ -5,27 +5,36 @@ failure is one sentence; the trained network comes back for Inspect."""
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import time
+
 import numpy as np
 import pytest
-import torch
-from PySide6.QtWidgets import QWidget
+from PySide6.QtWidgets import QMessageBox, QWidget
 from training_support import (  # noqa: F401 (fixtures)
     no_training_thread_left,
     panel,
     set_quick_run,
     store,
+    tiny_architecture,
     wait_idle,
     window,
 )
 
 from resnet_gui.cli import main
 from resnet_gui.engine.checkpoint import load_checkpoint
-from resnet_gui.qt.shared.process_worker import TWO_CPU_PROCESSES
+from resnet_gui.arch.recipe import Recipe
+from resnet_gui.engine.runs import RunStore
+from resnet_gui.qt.shared import process_worker
+from resnet_gui.qt.shared.process_worker import TWO_CPU_PROCESSES, ProcessController, ProcessJob
 from tests.engine.test_data import write_idx
 
 # Two processes import torch, meet over loopback and train a few tiny steps: seconds on a
 # quiet machine, more on a loaded 2-core one; no test may hang CI past these.
-pytestmark = pytest.mark.timeout(240)
+# one_thread: the resume in this process (--threads 1) leaves torch's setting as it was.
+pytestmark = [pytest.mark.timeout(240), pytest.mark.usefixtures("one_thread")]
 RUN_TIMEOUT = 150_000  # ms
 
 
@@ -45,12 +54,6 @@ def data_dir(tmp_path_factory):
     return root
 
 
-@pytest.fixture(autouse=True)
-def threads_restored():
-    """The resume in this process (--threads 1) changes torch's setting for later tests."""
-    previous = torch.get_num_threads()
-    yield
-    torch.set_num_threads(previous)
 
 
 def on_two_processes(window, data_dir, epochs: int, **options):
@@ -150,3 +153,77 @@ def test_a_failing_process_is_one_sentence_and_no_run(qtbot, window, store, tmp_
     assert p.start_button.isEnabled() and p.form.epochs_spin.isEnabled()
     assert store.list() == []  # a run that never started is not a run
     assert not store.root.exists() or not any(store.root.iterdir())
+
+
+def test_closing_the_window_mid_run_stops_both_processes_and_waits_for_the_save(
+        qtbot, window, store, data_dir, monkeypatch):
+    p = on_two_processes(window, data_dir, epochs=500)
+    p.start_button.click()
+    qtbot.waitUntil(lambda: p.plots.live.series["train_loss"].size >= 2, timeout=RUN_TIMEOUT)
+    monkeypatch.setattr(QMessageBox, "question",
+                        lambda *args, **kwargs: QMessageBox.StandardButton.Yes)
+    assert window.close()
+    assert not p.session.active
+    (summary,) = store.list()
+    assert summary.status == "stopped"
+    assert load_checkpoint(store.checkpoint_path(summary.run_id))["step"] == summary.steps
+
+
+# -- processes that misbehave: a stand-in for python, no torch ---------------------------------
+
+
+def stand_in_python(tmp_path, script: str) -> str:
+    path = tmp_path / "python"
+    path.write_text(f"#!/bin/sh\n{script}\n")
+    path.chmod(0o755)
+    return str(path)
+
+
+def start_stand_in(qtbot, tmp_path, python: str):
+    controller = ProcessController()
+    errors, ended = [], []
+    controller.errored.connect(errors.append)
+    controller.finished.connect(lambda: ended.append(True))
+    controller.start(ProcessJob(tiny_architecture(), Recipe(), RunStore(tmp_path / "runs"), 2,
+                                python=python))
+    return controller, errors, ended
+
+
+def test_a_process_that_ignores_stop_is_terminated_then_killed_on_shutdown(
+        qtbot, tmp_path, monkeypatch):
+    monkeypatch.setattr(process_worker, "SAVE_TIMEOUT_MS", 300)
+    monkeypatch.setattr(process_worker, "TERMINATE_TIMEOUT_MS", 300)
+    killed, kill = [], os.kill
+    monkeypatch.setattr(os, "kill", lambda pid, sig: killed.append(pid) or kill(pid, sig))
+    worker = tmp_path / "worker.pid"  # a process of its own, as torchrun's are
+    python = stand_in_python(tmp_path, "trap '' TERM\n"
+                             "setsid sh -c \"trap '' TERM; while true; do sleep 0.1; done\" &\n"
+                             f"echo $! > {worker}\nwhile true; do sleep 0.1; done")
+    controller, errors, ended = start_stand_in(qtbot, tmp_path, python)
+    qtbot.waitUntil(lambda: worker.is_file() and worker.read_text().strip() != "",
+                    timeout=10_000)
+    worker_pid = int(worker.read_text())
+    began = time.monotonic()
+    try:
+        controller.shutdown()
+    finally:
+        with contextlib.suppress(OSError):  # whatever the outcome, nothing outlives the test
+            kill(worker_pid, signal.SIGKILL)
+    assert time.monotonic() - began < 8
+    assert not controller.is_active and controller.state == "idle" and ended == [True]
+    assert errors == ["the training processes were killed before the run finished"]
+    assert worker_pid in killed  # torchrun's processes are killed too, not left running
+    assert not (tmp_path / "runs").exists() or not any((tmp_path / "runs").iterdir())
+
+
+def test_a_python_that_cannot_start_or_crashes_is_one_sentence(qtbot, tmp_path):
+    controller, errors, ended = start_stand_in(qtbot, tmp_path, str(tmp_path / "no-python"))
+    qtbot.waitUntil(lambda: bool(ended), timeout=10_000)
+    assert len(errors) == 1 and errors[0].startswith("could not start") and "\n" not in errors[0]
+
+    python = stand_in_python(tmp_path, "echo 'Traceback (most recent call last):' >&2\n"
+                             "echo 'ZeroDivisionError: division by zero' >&2\nexit 1")
+    controller, errors, ended = start_stand_in(qtbot, tmp_path, python)
+    qtbot.waitUntil(lambda: bool(ended), timeout=10_000)
+    assert errors == ["the training processes ended with exit status 1 before the run "
+                      "finished (its last words: ZeroDivisionError: division by zero)"]

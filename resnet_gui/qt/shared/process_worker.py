@@ -13,9 +13,11 @@ saved in its checkpoint is loaded for Inspect.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import shutil
+import signal
 import sys
 import tempfile
 from collections import deque
@@ -94,6 +96,19 @@ def package_root() -> str:
     """The folder holding the resnet_gui package this window runs: the processes run the same
     code."""
     return str(Path(__file__).resolve().parents[3])
+
+
+def child_processes(pid: int) -> list[int]:
+    """The processes ``pid`` started, from Linux's /proc (none found elsewhere)."""
+    children = []
+    for entry in Path("/proc").glob("[0-9]*"):
+        try:
+            parent = int((entry / "stat").read_text().rsplit(")", 1)[1].split()[1])
+        except (OSError, IndexError, ValueError):
+            continue
+        if parent == pid:
+            children.append(int(entry.name))
+    return children
 
 
 def stopped_before_training() -> Any:
@@ -251,6 +266,10 @@ class ProcessController(QObject):
         self._process.terminate()
         if self.wait(TERMINATE_TIMEOUT_MS):
             return
+        # torchrun's processes each lead a session of their own: SIGKILL them by name.
+        for child in child_processes(int(self._process.processId())):
+            with contextlib.suppress(OSError):
+                os.kill(child, signal.SIGKILL)
         self._process.kill()
         self.wait(KILL_TIMEOUT_MS)
 
