@@ -151,16 +151,10 @@ class TrainingSession(QObject):
         if several:
             self.controller.start(ProcessJob(arch, recipe, self.store, processes.count))
         else:
+            layer, image = self._probe_wish or (None, 0)
             self.controller.start(TrainingJob(
-                architecture=arch,
-                recipe=recipe,
-                store=self.store,
-                data=data,
-                probe_layer=self._probe_wish[0] if self._probe_wish else None,
-                probe_image=self._probe_wish[1] if self._probe_wish else 0,
-                trainer_factory=self.trainer_factory,
-                data_loader=self.data_loader,
-            ))
+                arch, recipe, self.store, data, probe_layer=layer, probe_image=image,
+                trainer_factory=self.trainer_factory, data_loader=self.data_loader))
         if self.architecture.lock is not None:
             self.architecture.lock(True, LOCK_REASON)
 
@@ -471,23 +465,20 @@ class TrainingSession(QObject):
     def _evaluate_trained(self) -> None:
         """After a run on other processes, once its test images are here: its evaluation for
         Inspect (the processes kept theirs)."""
-        if self.evaluation is not None or self.controller is self.controllers[0] or \
-                self.controller.last_model is None:
-            return
         data = self.loaded_data(self._last_recipe or Recipe())
+        if self.evaluation is not None or data is None or self.controller is self.controllers[0]:
+            return
         try:
             network = self.idle_network()
         except UserError:
             return
-        if data is None or not network.source.startswith("after training"):
-            return
+        if network.source.startswith("after training"):
+            self.idle_jobs.submit("evaluation", lambda: evaluate_network(network, data),
+                                  self._show_evaluation, self.probe_message.emit)
 
-        def show(evaluation) -> None:
-            self.evaluation = evaluation
-            self.evaluation_changed.emit(evaluation, self.class_names)
-
-        self.idle_jobs.submit("evaluation", lambda: evaluate_network(network, data), show,
-                              self.probe_message.emit)
+    def _show_evaluation(self, evaluation: Evaluation) -> None:
+        self.evaluation = evaluation
+        self.evaluation_changed.emit(evaluation, self.class_names)
 
     def _refresh_live_summary(self) -> None:
         try:
