@@ -13,11 +13,16 @@
 - ``-`` writes the records on standard output.
 - Step records are not fsynced (a disk flush per step would cost more than the step); epoch
   and end records are.
+
+:func:`event_of` reads a record back into the trainer's event (the window follows a run on
+several processes through its ``--log -``).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import json
+import math
 import os
 import stat
 from collections.abc import Callable
@@ -193,3 +198,45 @@ class JsonLog:
         if self.fd != 1:
             os.close(self.fd)
         self.fd = -1
+
+
+# Record keys that differ from the event's field names.
+_RECORD_KEYS = {"train_accuracy": "train_acc", "test_accuracy": "test_acc"}
+
+
+def _event(kind: type, record: dict[str, Any], **given: Any) -> Any:
+    """``kind`` built from the record's values: a float the log wrote as null, or left out
+    (the short ``end`` record of an aborted run), is NaN."""
+    values = dict(given)
+    for field in dataclasses.fields(kind):
+        key = _RECORD_KEYS.get(field.name, field.name)
+        if field.name in given:
+            continue
+        value = record.get(key)
+        if value is None and field.type == "float":
+            values[field.name] = math.nan
+        elif key in record:
+            values[field.name] = value
+    return kind(**values)
+
+
+def event_of(record: dict[str, Any]) -> Any:
+    """The trainer's event a ``start``, ``step``, ``telemetry``, ``epoch`` or ``end`` record
+    tells (TrainStart, StepEnd, TelemetryEvent, EpochEnd, TrainEnd), the message of an
+    ``error`` record, or None for any other line; raises KeyError, TypeError or ValueError for
+    a record that is not whole."""
+    from resnet_gui.engine import events
+
+    kind = record.get("event")
+    if kind == "start":
+        steps = int(record["epochs"]) * int(record["steps_per_epoch"])
+        return _event(events.TrainStart, record, total_steps=steps,
+                      class_names=tuple(record["class_names"]),
+                      input_shape=tuple(record["input_shape"]))
+    if kind == "telemetry":
+        blocks = tuple(_event(events.BlockStats, block) for block in record["blocks"])
+        return _event(events.TelemetryEvent, record, blocks=blocks)
+    if kind == "error":
+        return str(record.get("message") or "the run failed")
+    event_kinds = {"step": events.StepEnd, "epoch": events.EpochEnd, "end": events.TrainEnd}
+    return _event(event_kinds[kind], record) if kind in event_kinds else None

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
 import os
 import sys
@@ -75,14 +76,16 @@ def add_parser(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParse
         help="train an architecture on a dataset",
         description="Train ARCH (a preset name, an architecture JSON file, or a checkpoint: a "
         "new run of its architecture and plan) with a progress bar. Ctrl-C, SIGTERM or SIGHUP "
-        "stop after saving the checkpoint. Options left out come from --recipe (default: the recipe named like "
-        "the architecture, else the library defaults).",
+        "stop after saving the checkpoint. Options left out come from --recipe (default: the "
+        "recipe named like the architecture, else the library defaults).",
     )
     parser.add_argument("arch", nargs="?", metavar="ARCH",
                         help="preset name, architecture JSON or checkpoint (optional with "
                         "--resume)")
-    parser.add_argument("--recipe", choices=sorted(RECIPE_PRESETS),
-                        help="start from a named recipe (chapter: the D2L chapter's settings)")
+    parser.add_argument("--recipe", metavar="NAME|FILE.json",
+                        help=f"start from a named recipe ({', '.join(sorted(RECIPE_PRESETS))}; "
+                        "chapter: the D2L chapter's settings) or a recipe JSON file (every "
+                        "field of a run's recipe, as the window passes it)")
     _add_data_options(parser)
     _add_plan_options(parser)
     _add_start_options(parser)
@@ -191,9 +194,32 @@ def _add_output_options(parser: argparse.ArgumentParser) -> None:
                         "(for a program that runs this command, such as the window)")
 
 
+MAX_RECIPE_FILE_BYTES = 2**20  # a recipe is a few hundred bytes
+
+
+def named_or_file_recipe(value: str) -> Recipe:
+    """``--recipe``: a preset's name, or a JSON file holding a recipe object."""
+    if value in RECIPE_PRESETS or not value.lower().endswith(".json"):
+        return get_recipe(value)
+    what = "a recipe JSON file"
+    file_to_read("--recipe", value, "recipe.json", what)
+    try:
+        if os.path.getsize(value) > MAX_RECIPE_FILE_BYTES:
+            raise UserError(f"--recipe {value} is far larger than any recipe; give {what}")
+        with open(value, encoding="utf-8-sig") as handle:
+            data = json.load(handle)
+    except OSError as error:
+        raise UserError(f"cannot read --recipe {value}: {error.strerror}") from None
+    except (ValueError, RecursionError):
+        raise UserError(f"--recipe {value} is not valid JSON; give {what}") from None
+    if not isinstance(data, dict):
+        raise UserError(f"--recipe {value} holds no recipe object; give {what}")
+    return Recipe.from_dict(data)
+
+
 def base_recipe(args: argparse.Namespace, arch_name: str | None) -> Recipe:
     if args.recipe:
-        return get_recipe(args.recipe)
+        return named_or_file_recipe(args.recipe)
     if arch_name in RECIPE_PRESETS:
         return RECIPE_PRESETS[arch_name]
     return Recipe()
@@ -209,7 +235,7 @@ def new_run_start(args: argparse.Namespace) -> tuple[Architecture, Recipe]:
     from resnet_gui.engine.trained import checkpoint_recipe
 
     checkpoint = load_checkpoint(args.arch)
-    base = get_recipe(args.recipe) if args.recipe else checkpoint_recipe(
+    base = named_or_file_recipe(args.recipe) if args.recipe else checkpoint_recipe(
         checkpoint, args.arch).replace(max_steps=None, weights=None, freeze=None)
     say(f"resnet-gui: note: a new run of the architecture and plan of {args.arch}, from "
         f"random weights (--resume {args.arch} continues that run; --weights {args.arch} "

@@ -225,11 +225,20 @@ class RunStore:
     def checkpoint_path(self, run_id: str) -> Path:
         return self.run_dir(run_id) / CHECKPOINT_FILE
 
-    def create(self, architecture: Architecture, recipe: Recipe) -> Run:
-        """A new run, saved with status "running" so that a crash still leaves a trace."""
+    @staticmethod
+    def new_run_id(now: float | None = None) -> str:
+        """A fresh run id: sortable by time; the random tail keeps two runs started in one
+        second apart."""
+        now = time.time() if now is None else now
+        return time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + "-" + secrets.token_hex(2)
+
+    def create(self, architecture: Architecture, recipe: Recipe, run_id: str | None = None
+               ) -> Run:
+        """A new run, saved with status "running" so that a crash still leaves a trace.
+        ``run_id``: one chosen beforehand with :meth:`new_run_id` (a run in another process
+        writes its checkpoint into the run's folder before the run is recorded)."""
         now = time.time()
-        # Sortable by time; the random tail keeps two runs started in one second apart.
-        run_id = time.strftime("%Y%m%d-%H%M%S", time.localtime(now)) + "-" + secrets.token_hex(2)
+        run_id = run_id or self.new_run_id(now)
         summary = RunSummary(
             run_id=run_id,
             name=architecture.name,

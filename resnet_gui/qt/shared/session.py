@@ -20,6 +20,12 @@ from resnet_gui.engine.events import EpochEnd, Evaluation, TrainStart
 from resnet_gui.engine.runs import Run, RunStore, RunSummary
 from resnet_gui.errors import UserError
 from resnet_gui.qt.shared.background import BackgroundJobs
+from resnet_gui.qt.shared.process_worker import (
+    ProcessChoice,
+    ProcessController,
+    ProcessJob,
+    evaluate_network,
+)
 from resnet_gui.qt.shared.test_images import TestImages
 from resnet_gui.qt.shared.training_worker import (
     EpochUpdate,
@@ -83,7 +89,9 @@ class TrainingSession(QObject):
         super().__init__(parent)
         self.architecture = architecture
         self.store = store if store is not None else RunStore()
-        self.controller = TrainingController(self)
+        # The thread worker, or torchrun's processes: the one of the live or last run.
+        self.controllers = (TrainingController(self), ProcessController(self))
+        self.controller: TrainingController | ProcessController = self.controllers[0]
         self.trainer_factory = trainer_factory
         self.data_loader = data_loader
         self.data: Any = None  # the last loaded DataBundle
@@ -103,18 +111,18 @@ class TrainingSession(QObject):
         self._loader: threading.Thread | None = None
         self._last_recipe: Recipe | None = None
 
-        c = self.controller
-        c.state_changed.connect(self.state_changed)
-        c.data_ready.connect(self._on_data_ready)
-        c.run_created.connect(self._on_run_created)
-        c.started.connect(self._on_started)
-        c.batch_end.connect(self.step)
-        c.epoch_end.connect(self._on_epoch_end)
-        c.telemetry.connect(self.telemetry)
-        c.returned.connect(self.run_ended)
-        c.errored.connect(self.error)
-        c.notice.connect(self.notice)
-        c.finished.connect(self._on_finished)
+        for c in self.controllers:
+            c.state_changed.connect(self.state_changed)
+            c.data_ready.connect(self._on_data_ready)
+            c.run_created.connect(self._on_run_created)
+            c.started.connect(self._on_started)
+            c.batch_end.connect(self.step)
+            c.epoch_end.connect(self._on_epoch_end)
+            c.telemetry.connect(self.telemetry)
+            c.returned.connect(self.run_ended)
+            c.errored.connect(self.error)
+            c.notice.connect(self.notice)
+            c.finished.connect(self._on_finished)
         self._images_loaded.connect(self._on_images_loaded)
         if architecture.subscribe is not None:
             architecture.subscribe(self.architecture_changed.emit)
@@ -125,14 +133,18 @@ class TrainingSession(QObject):
     def active(self) -> bool:
         return self.controller.is_active
 
-    def start(self, recipe: Recipe, telemetry_every: int | None = None,
-              tensorboard_dir: str | None = None) -> None:
-        """Start a run of the window's architecture with ``recipe``, sampling the blocks
-        every ``telemetry_every`` steps (None: the trainer's default) and writing TensorBoard
-        files into ``tensorboard_dir`` if given; raises UserError."""
+    def start(self, recipe: Recipe, processes: ProcessChoice | None = None,
+              telemetry_every: int | None = None, tensorboard_dir: str | None = None) -> None:
+        """Start a run of the window's architecture with ``recipe``, here or on several
+        ``processes``, sampling the blocks every ``telemetry_every`` steps (None: the
+        trainer's default) and writing TensorBoard files into ``tensorboard_dir`` if given;
+        raises UserError."""
         if self.active:
             raise UserError("a run is already live; stop it before starting another")
         arch = self.architecture.get()
+        several = processes is not None and processes.several
+        if several:
+            recipe = recipe.replace(device=processes.device or recipe.device)
         self._last_recipe = recipe
         self._opened = None  # the run's network takes over in Inspect
         self.idle_jobs.cancel_all()  # what they compute would show during the run
@@ -140,18 +152,20 @@ class TrainingSession(QObject):
         self.run_architecture = self._fit(arch, data, recipe)
         self.evaluation = None
         self.epochs_done = 0
-        self.controller.start(TrainingJob(
-            architecture=arch,
-            recipe=recipe,
-            store=self.store,
-            data=data,
-            probe_layer=self._probe_wish[0] if self._probe_wish else None,
-            probe_image=self._probe_wish[1] if self._probe_wish else 0,
-            trainer_factory=self.trainer_factory,
-            data_loader=self.data_loader,
-            telemetry_every=telemetry_every,
-            tensorboard_dir=tensorboard_dir,
-        ))
+        self.controller = self.controllers[several]
+        if several:
+            options = (() if telemetry_every is None
+                       else ("--telemetry-every", str(telemetry_every)))
+            if tensorboard_dir:
+                options += ("--tensorboard", tensorboard_dir)
+            self.controller.start(ProcessJob(arch, recipe, self.store, processes.count,
+                                             options=options))
+        else:
+            layer, image = self._probe_wish or (None, 0)
+            self.controller.start(TrainingJob(
+                arch, recipe, self.store, data, probe_layer=layer, probe_image=image,
+                trainer_factory=self.trainer_factory, data_loader=self.data_loader,
+                telemetry_every=telemetry_every, tensorboard_dir=tensorboard_dir))
         if self.architecture.lock is not None:
             self.architecture.lock(True, LOCK_REASON)
 
@@ -236,6 +250,7 @@ class TrainingSession(QObject):
             return
         if not self.active:
             self._set_data(key, bundle)
+            self._evaluate_trained()
 
     def _set_data(self, key, bundle) -> None:
         self.data, self._data_key = bundle, key
@@ -294,7 +309,10 @@ class TrainingSession(QObject):
             self.controller.set_probe(layer, image_index)
             self.probe_message.emit(
                 f"{layer} for test image #{image_index} will show at the end of this epoch "
-                "(the run is live, so only the worker touches the model).")
+                "(the run is live, so only the worker touches the model)."
+                if getattr(self.controller, "probes_live", True) else
+                f"{layer} for test image #{image_index} will show when the run ends (it "
+                "trains in other processes).")
             return
         if self.images is None:
             return
@@ -439,6 +457,10 @@ class TrainingSession(QObject):
 
     @Slot()
     def _on_finished(self) -> None:
+        fitted = getattr(self.controller, "trained_architecture", None)
+        if fitted is not None:  # a run on other processes: the network it saved
+            self.run_architecture = fitted
+            self.ensure_images(self._last_recipe)
         self._trained_model_arch = self.run_architecture if self.controller.last_model else None
         if self.architecture.lock is not None:
             self.architecture.lock(False, "")
@@ -447,8 +469,27 @@ class TrainingSession(QObject):
         self.live_run = None
         self.runs_changed.emit()
         self.idle.emit()
+        self._evaluate_trained()
         if self._probe_wish is not None:
             self.request_probe(*self._probe_wish)
+
+    def _evaluate_trained(self) -> None:
+        """After a run on other processes, once its test images are here: its evaluation for
+        Inspect (the processes kept theirs)."""
+        data = self.loaded_data(self._last_recipe or Recipe())
+        if self.evaluation is not None or data is None or self.controller is self.controllers[0]:
+            return
+        try:
+            network = self.idle_network()
+        except UserError:
+            return
+        if network.source.startswith("after training"):
+            self.idle_jobs.submit("evaluation", lambda: evaluate_network(network, data),
+                                  self._show_evaluation, self.probe_message.emit)
+
+    def _show_evaluation(self, evaluation: Evaluation) -> None:
+        self.evaluation = evaluation
+        self.evaluation_changed.emit(evaluation, self.class_names)
 
     def _refresh_live_summary(self) -> None:
         try:

@@ -196,7 +196,8 @@ class TrainingPanel(QWidget):
             # rather than when the first steps compete with the redraw.
             self.plots.set_planned_epochs(recipe.epochs)
             self.run_progress.begin()
-            self.session.start(recipe, telemetry_every=self.observe.telemetry_every,
+            self.session.start(recipe, self.form.processes(),
+                               telemetry_every=self.observe.telemetry_every,
                                tensorboard_dir=tensorboard_dir)
         except UserError as problem:
             self.show_error(str(problem))

@@ -30,6 +30,7 @@ from PySide6.QtWidgets import (
 
 from resnet_gui.arch.datasets import DATASETS, FOLDER_PREFIX
 from resnet_gui.arch.recipe import CHAPTER_RECIPE, RECIPE_PRESETS, Recipe, validate_recipe
+from resnet_gui.qt.shared.process_worker import THIS_PROCESS, ProcessChoice, process_choices
 
 DATASET_CHOICES = (
     *((dataset.key, dataset.name) for dataset in DATASETS),
@@ -108,7 +109,8 @@ def _select(combo: QComboBox, value: Any) -> None:
 
 class RecipeForm(QWidget):
     """Dataset, data folder, subset, epochs, batch, optimizer, learning rate and schedule,
-    augmentation, precise batch norm, initialisation, device, precision and seed."""
+    augmentation, precise batch norm, initialisation, device, processes, precision and seed.
+    The processes are no part of the recipe: :meth:`processes` says where the run goes."""
 
     changed = Signal()
     input_size_requested = Signal(int, str)  # pixels, the undoable edit's label
@@ -204,6 +206,13 @@ class RecipeForm(QWidget):
     def _make_machine_fields(self) -> None:
         """Device, precision and seed."""
         self.device_combo = _combo("deviceCombo", available_devices())
+        self.processes_combo = _combo("processesCombo", ((choice, choice.label)
+                                                         for choice in process_choices()))
+        self.processes_combo.setToolTip(
+            "This process trains in the window. Several processes train the same run through "
+            "torchrun (one per GPU, or two on the CPU to try it), the batch size shared among "
+            "them; Pause and Stop reach every one, and the trained network comes back for "
+            "Inspect when the run ends.")
         self.precision_combo = _combo("precisionCombo", PRECISION_CHOICES)
         self.seed_spin = QSpinBox()
         self.seed_spin.setObjectName("seedSpin")
@@ -245,6 +254,7 @@ class RecipeForm(QWidget):
         form.addRow("Precise batch norm", self.precise_bn_combo)
         form.addRow("Initialisation", self.init_combo)
         form.addRow("Device", self.device_combo)
+        form.addRow("Processes", self.processes_combo)
         form.addRow("Precision", self.precision_combo)
         form.addRow("Seed", self.seed_spin)
         buttons = QHBoxLayout()
@@ -265,7 +275,7 @@ class RecipeForm(QWidget):
             widget.valueChanged.connect(self._edited)
         for widget in (self.dataset_combo, self.optimizer_combo, self.schedule_combo,
                        self.augment_combo, self.precise_bn_combo, self.init_combo,
-                       self.device_combo, self.precision_combo):
+                       self.device_combo, self.precision_combo, self.processes_combo):
             widget.currentIndexChanged.connect(self._edited)
         self.folder_edit.editingFinished.connect(self._edited)
 
@@ -383,6 +393,11 @@ class RecipeForm(QWidget):
     def set_enabled_for_run(self, idle: bool) -> None:
         for child in self.findChildren(QWidget):
             child.setEnabled(idle)
+        self._update_device_field()
+
+    def processes(self) -> ProcessChoice:
+        """Where the run trains: this process, or several (each on the choice's device)."""
+        return self.processes_combo.currentData() or THIS_PROCESS
 
     # -- internals -----------------------------------------------------------------------
 
@@ -394,7 +409,15 @@ class RecipeForm(QWidget):
 
     def _edited(self, *_: Any) -> None:
         self._update_folder_field()
+        self._update_device_field()
         self.changed.emit()
+
+    def _update_device_field(self) -> None:
+        """Several processes take the device of their choice (the CPU, or one GPU each)."""
+        several = self.processes().several
+        self.device_combo.setEnabled(self.epochs_spin.isEnabled() and not several)
+        self.device_combo.setToolTip("Set by Processes: each process has its own device"
+                                     if several else "")
 
     def _update_folder_field(self) -> None:
         if self.dataset_combo.currentData() == "folder":

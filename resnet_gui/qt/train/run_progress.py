@@ -151,7 +151,9 @@ class RunProgress(QObject):
         self.progress.setRange(0, max(1, event.total_steps))
         self.progress.setValue(event.start_step)
         channels, height, width = event.input_shape
-        self._status = (f"Training on {event.device} ({event.precision}) at {height}×{width}, "
+        where = event.device if event.processes == 1 else \
+            f"{event.processes} {'GPU' if event.device.startswith('cuda') else 'CPU'} processes"
+        self._status = (f"Training on {where} ({event.precision}) at {height}×{width}, "
                         f"batch {event.batch_size}, {event.num_train:,} training and "
                         f"{event.num_test:,} test images.")
         self._show_status()
