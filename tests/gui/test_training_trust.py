@@ -119,7 +119,7 @@ def test_the_estimate_comes_before_start_debounced_and_amber_when_slow(qtbot, wi
         sized(window, side)
         qtbot.wait(20)
     qtbot.waitUntil(lambda: bool(calls) and not p.estimator.busy
-                    and "per epoch" in p.estimate_label.text(), timeout=10_000)
+                    and "h per epoch" in p.estimate_label.text(), timeout=10_000)
     assert [size for size, *_ in calls] == [(22, 22)]
     assert "3.5 h per epoch on cpu" in p.estimate_label.text()
     assert "slow" in p.estimate_label.text() and "b45309" in p.estimate_label.styleSheet()
