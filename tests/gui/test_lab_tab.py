@@ -9,7 +9,6 @@ import numpy as np
 import pyqtgraph as pg
 import pytest
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QWidget
 
 from resnet_gui.arch.twin import is_plain, plain_twin
 from resnet_gui.engine.lab.common import prepare_checkpoint

@@ -7,7 +7,7 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pyqtgraph as pg
-from PySide6.QtCore import Signal
+from PySide6.QtCore import QObject, QTimer, Signal
 from PySide6.QtWidgets import (
     QFileDialog,
     QHBoxLayout,
@@ -130,9 +130,33 @@ class RunBar(QWidget):
         self.bar.setValue(int(1000 * progress.fraction))
         self.say(progress.message)
 
+    def problem(self, sentence: str) -> None:
+        """A user's mistake or a failed experiment: one red sentence."""
+        self.say(sentence[:1].upper() + sentence[1:], problem=True)
+
     def say(self, sentence: str, problem: bool = False) -> None:
         self.status.setStyleSheet(ERROR_STYLE if problem else "")
         self.status.setText(sentence)
+
+
+class Redrawer(QObject):
+    """Redraws at most every ``interval_ms`` while something changed: live progress arrives
+    far more often than a plot needs redrawing."""
+
+    def __init__(self, redraw: Callable[[], None], interval_ms: int, parent: QObject) -> None:
+        super().__init__(parent)
+        self.redraw, self.dirty = redraw, False
+        self.timer = QTimer(self)
+        self.timer.setInterval(interval_ms)
+        self.timer.timeout.connect(self._tick)
+
+    def mark(self) -> None:
+        self.dirty = True
+
+    def _tick(self) -> None:
+        if self.dirty:
+            self.dirty = False
+            self.redraw()
 
 
 def plot_widget(title: str, x_label: str, y_label: str, name: str) -> pg.PlotWidget:

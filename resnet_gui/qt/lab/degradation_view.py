@@ -12,7 +12,7 @@ import math
 import re
 
 import pyqtgraph as pg
-from PySide6.QtCore import Qt, QTimer
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import (
     QCheckBox,
     QFormLayout,
@@ -26,12 +26,17 @@ from PySide6.QtWidgets import (
     QWidget,
 )
 
-from resnet_gui.arch.lab import CIFAR_DEPTHS, DEFAULT_DEPTHS, HE_TABLE6_TEST_ERROR, LAB_RECIPE
+from resnet_gui.arch.lab import (
+    CIFAR_DEPTHS,
+    DEFAULT_DEPTHS,
+    HE_TABLE6_TEST_ERROR,
+    LAB_RECIPE,
+)
 from resnet_gui.engine.events import EpochEnd, StepEnd, TrainEnd, TrainStart
 from resnet_gui.engine.lab.degradation import DegradationResult, DegradationRun
 from resnet_gui.errors import UserError
 from resnet_gui.qt.lab.context import LabContext
-from resnet_gui.qt.lab.controls import RunBar, plot_widget
+from resnet_gui.qt.lab.controls import Redrawer, RunBar, plot_widget
 from resnet_gui.qt.lab.worker import ExperimentWorker
 
 DEPTH_COLOURS = dict(zip(CIFAR_DEPTHS, ("#1f77b4", "#d62728", "#2ca02c", "#9467bd",
@@ -68,10 +73,7 @@ class DegradationView(QWidget):
         self.worker.failed.connect(self._on_failed)
         self.runs: dict[str, DegradationRun] = {}  # by network name, live then final
         self.result: DegradationResult | None = None
-        self._dirty = False
-        self._timer = QTimer(self)
-        self._timer.setInterval(REDRAW_MS)
-        self._timer.timeout.connect(self._redraw_if_dirty)
+        self.redrawer = Redrawer(self._redraw, REDRAW_MS, self)
         self._build()
 
     def _build(self) -> None:
@@ -133,8 +135,8 @@ class DegradationView(QWidget):
         return chosen
 
     def recipe(self):
-        changes = dict(epochs=self.epochs_spin.value(), limit_train=self.limit_spin.value(),
-                       seed=self.seed_spin.value())
+        changes = {"epochs": self.epochs_spin.value(), "limit_train": self.limit_spin.value(),
+                   "seed": self.seed_spin.value()}
         folder = self.context.data_folder()
         if folder:
             changes["data_dir"] = folder
@@ -151,7 +153,7 @@ class DegradationView(QWidget):
                                 "stop it before training the twins")
             depths, recipe = self.depths(), self.recipe()
         except UserError as problem:
-            self.bar.say(str(problem), problem=True)
+            self.bar.problem(str(problem))
             return False
         store = self.context.store()
         self.runs, self.result = {}, None
@@ -169,7 +171,7 @@ class DegradationView(QWidget):
 
         self.bar.running(f"Loading {recipe.dataset}…")
         self.worker.start(experiment)
-        self._timer.start()
+        self.redrawer.timer.start()
         return True
 
     def cancel(self) -> None:
@@ -196,10 +198,10 @@ class DegradationView(QWidget):
             run.test_error.append(1.0 - event.test_accuracy)
         if isinstance(event, (TrainStart, EpochEnd, TrainEnd)):
             self.context.runs_changed()  # the run list shows the new run and its epochs
-        self._dirty = True
+        self.redrawer.mark()
 
     def _on_finished(self, result: DegradationResult) -> None:
-        self._timer.stop()
+        self.redrawer.timer.stop()
         self.bar.idle()
         self.show_result(result)
         self.context.runs_changed()
@@ -210,9 +212,9 @@ class DegradationView(QWidget):
                      "are in the Train tab's run list.")
 
     def _on_failed(self, sentence: str) -> None:
-        self._timer.stop()
+        self.redrawer.timer.stop()
         self.bar.idle()
-        self.bar.say(sentence[:1].upper() + sentence[1:], problem=True)
+        self.bar.problem(sentence)
         self.context.runs_changed()
 
     # -- showing ----------------------------------------------------------------------
@@ -227,12 +229,7 @@ class DegradationView(QWidget):
             lines.append("Stopped early: the runs not started are missing.")
         self.findings.setText("\n".join(lines))
 
-    def _redraw_if_dirty(self) -> None:
-        if self._dirty:
-            self._redraw()
-
     def _redraw(self) -> None:
-        self._dirty = False
         for plot in (self.plain_plot, self.resnet_plot):
             plot.clear()
             plot.getPlotItem().legend.clear()

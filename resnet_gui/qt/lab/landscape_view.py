@@ -8,13 +8,11 @@ surface is added when pyqtgraph's OpenGL items work on this machine.
 
 from __future__ import annotations
 
-
 import numpy as np
 import pyqtgraph as pg
-from PySide6.QtCore import QRectF, QTimer
+from PySide6.QtCore import QRectF
 from PySide6.QtWidgets import (
     QDoubleSpinBox,
-    QFormLayout,
     QGridLayout,
     QLabel,
     QSpinBox,
@@ -23,18 +21,14 @@ from PySide6.QtWidgets import (
 )
 
 from resnet_gui.engine.lab.landscape import GridPoint, LandscapeResult, check_grid
-from resnet_gui.errors import UserError
-from resnet_gui.qt.lab.checkpoint_runs import on_checkpoints
+from resnet_gui.qt.lab.checkpoint_view import CheckpointView
 from resnet_gui.qt.lab.context import LabContext
 from resnet_gui.qt.lab.controls import (
     PLAIN_COLOUR,
     RESNET_COLOUR,
-    CheckpointField,
-    RunBar,
+    Redrawer,
     plot_widget,
-    required_checkpoint,
 )
-from resnet_gui.qt.lab.worker import ExperimentWorker
 
 DEFAULT_GRID, DEFAULT_SPAN, DEFAULT_IMAGES = 21, 1.0, 1000
 CONTOURS = 12
@@ -94,27 +88,12 @@ class LossMap:
         self.contours = []
 
 
-class LandscapeView(QWidget):
-    def __init__(self, context: LabContext, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("labLandscape")
-        self.context = context
-        self.results: list[LandscapeResult] = []
-        self.worker = ExperimentWorker(self)
-        self.worker.progress.connect(self._on_progress)
-        self.worker.finished.connect(self._on_finished)
-        self.worker.failed.connect(self._on_failed)
-        self._dirty = False
-        self._timer = QTimer(self)
-        self._timer.setInterval(REDRAW_MS)
-        self._timer.timeout.connect(self._redraw_if_dirty)
-        self._build()
+class LandscapeView(CheckpointView):
+    name, run_text, default_images = "landscape", "Map the landscape", DEFAULT_IMAGES
 
-    def _build(self) -> None:
-        self.resnet_field = CheckpointField("ResNet", self.context.store, False,
-                                            "landscapeCheckpointEdit")
-        self.plain_field = CheckpointField("Plain twin (optional)", self.context.store, True,
-                                           "landscapePlainEdit")
+    def __init__(self, context: LabContext, parent: QWidget | None = None) -> None:
+        super().__init__(context, parent)
+        self.redrawer = Redrawer(self._redraw, REDRAW_MS, self)
         self.grid_spin = QSpinBox()
         self.grid_spin.setObjectName("landscapeGridSpin")
         self.grid_spin.setRange(3, 201)
@@ -125,57 +104,35 @@ class LandscapeView(QWidget):
         self.span_spin.setRange(0.01, 10.0)
         self.span_spin.setSingleStep(0.25)
         self.span_spin.setValue(DEFAULT_SPAN)
-        self.images_spin = QSpinBox()
-        self.images_spin.setObjectName("landscapeImagesSpin")
-        self.images_spin.setRange(1, 100_000)
-        self.images_spin.setValue(DEFAULT_IMAGES)
-        form = QFormLayout()
-        form.addRow(self.resnet_field)
-        form.addRow(self.plain_field)
-        form.addRow("Grid (points a side, odd)", self.grid_spin)
-        form.addRow("Span (−S..S along each direction)", self.span_spin)
-        form.addRow("Test images", self.images_spin)
-        self.bar = RunBar("Map the landscape", "landscape")
-        self.bar.run_button.clicked.connect(self.start)
-        self.bar.cancel_button.clicked.connect(self.cancel)
-        for field in (self.resnet_field, self.plain_field):
-            field.last_button.clicked.connect(lambda _=False, f=field: self.bar.say(f.note))
+        self.form.addRow("Grid (points a side, odd)", self.grid_spin)
+        self.form.addRow("Span (−S..S along each direction)", self.span_spin)
         self.maps = [LossMap("ResNet: log10 loss", "landscapeResnetMap"),
                      LossMap("Plain twin: log10 loss", "landscapePlainMap")]
         self.slice_plot = plot_widget("1-D slice along δ (β = 0)", "α", "loss",
                                       "landscapeSlice")
         self.slice_plot.addLegend(offset=(-10, 10), labelTextColor="#111827")
         self.captions = [QLabel(), QLabel()]
-        self.plots = QGridLayout()
+        plots = QGridLayout()
         for column, (loss_map, caption) in enumerate(zip(self.maps, self.captions)):
             caption.setObjectName(f"landscapeCaption{column}")
             caption.setWordWrap(True)
-            self.plots.addWidget(loss_map.plot, 0, column)
-            self.plots.addWidget(caption, 1, column)
-        self.plots.addWidget(self.slice_plot, 0, 2)
-        self.plots.setRowStretch(0, 1)
+            plots.addWidget(loss_map.plot, 0, column)
+            plots.addWidget(caption, 1, column)
+        plots.addWidget(self.slice_plot, 0, 2)
+        plots.setRowStretch(0, 1)
         self.surface = surface_view()  # None without working OpenGL
         if self.surface is not None:
-            self.plots.addWidget(self.surface, 1, 2)
+            plots.addWidget(self.surface, 1, 2)
         layout = QVBoxLayout(self)
-        layout.addLayout(form)
+        layout.addLayout(self.form)
         layout.addWidget(self.bar)
-        layout.addLayout(self.plots, 1)
-
-    # -- running ----------------------------------------------------------------------
+        layout.addLayout(plots, 1)
 
     def start(self) -> bool:
-        if self.worker.busy:
-            return False
         grid, span = self.grid_spin.value(), round(self.span_spin.value(), 4)
-        try:
-            paths = [required_checkpoint(self.resnet_field, "ResNet")]
-            check_grid(grid, span)
-        except UserError as problem:
-            self.bar.say(str(problem)[:1].upper() + str(problem)[1:], problem=True)
+        paths = self.checkpoints(lambda: check_grid(grid, span))
+        if paths is None:
             return False
-        if self.plain_field.path:
-            paths.append(self.plain_field.path)
 
         def measure(trained, evalset, progress, stop):
             from resnet_gui.engine.lab.landscape import run_landscape
@@ -183,47 +140,24 @@ class LandscapeView(QWidget):
             return run_landscape(trained.model, evalset, grid=grid, span=span,
                                  network=trained.arch.name, progress=progress, stop=stop)
 
-        self.results = []
         for loss_map in self.maps:
             loss_map.begin(grid, span)
         self.slice_plot.clear()
         for caption in self.captions:
             caption.clear()
-        self.bar.running("Loading the checkpoint and its test images…")
-        self.worker.start(on_checkpoints(paths, self.images_spin.value(), measure))
-        self._timer.start()
-        return True
+        self.redrawer.timer.start()
+        return self.measure(paths, measure)
 
-    def cancel(self) -> None:
-        self.worker.cancel()
-        self.bar.say("Stopping after the current point…")
-
-    def _on_progress(self, tagged) -> None:
-        index, progress = tagged
-        self.bar.show_progress(progress)
-        point = progress.event
-        loss = self.maps[index].loss
+    def on_point(self, index: int, progress) -> None:
+        point, loss = progress.event, self.maps[index].loss
         if isinstance(point, GridPoint) and loss is not None:
             loss[point.row, point.column] = point.loss
-            self._dirty = True
-
-    def _on_finished(self, results: list[LandscapeResult]) -> None:
-        self._timer.stop()
-        self.bar.idle()
-        self.show_results(results)
-        stopped = self.worker.cancelled or any(r.stopped for r in results)
-        self.bar.say("Cancelled: showing what was measured." if stopped else
-                     f"Done: {sum(r.evaluations for r in results)} evaluations in "
-                     f"{sum(r.seconds for r in results):.0f} s.")
-
-    def _on_failed(self, sentence: str) -> None:
-        self._timer.stop()
-        self.bar.idle()
-        self.bar.say(sentence[:1].upper() + sentence[1:], problem=True)
+            self.redrawer.mark()
 
     # -- showing ----------------------------------------------------------------------
 
     def show_results(self, results: list[LandscapeResult]) -> None:
+        self.redrawer.timer.stop()
         self.results = list(results)
         for loss_map, result, caption in zip(self.maps, self.results, self.captions):
             loss_map.show_result(result)
@@ -233,13 +167,8 @@ class LandscapeView(QWidget):
         if self.surface is not None and self.results:
             show_surface(self.surface, self.maps[0].loss)
 
-    def _redraw_if_dirty(self) -> None:
-        if self._dirty:
-            self._redraw()
-
     def _redraw(self) -> None:
         """Both maps on one colour scale, so that the two valleys compare at a glance."""
-        self._dirty = False
         grids = [m.loss for m in self.maps if m.loss is not None and np.isfinite(m.loss).any()]
         levels = None
         if grids and self.results:
@@ -286,7 +215,7 @@ def surface_view():
         view.setObjectName("landscapeSurface")
         view.setCameraPosition(distance=40)
         return view
-    except Exception:  # optional: the contour maps show the same numbers
+    except Exception:  # noqa: BLE001 (optional: the contour maps show the same numbers)
         return None
 
 

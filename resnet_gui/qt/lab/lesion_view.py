@@ -13,62 +13,32 @@ from __future__ import annotations
 import numpy as np
 import pyqtgraph as pg
 from PySide6.QtCore import Qt
-from PySide6.QtWidgets import QFormLayout, QGridLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
+from PySide6.QtWidgets import QGridLayout, QLabel, QSpinBox, QVBoxLayout, QWidget
 
 from resnet_gui.engine.lab.lesion import GRADIENT_SHARE, LesionResult
-from resnet_gui.errors import UserError
-from resnet_gui.qt.lab.checkpoint_runs import on_checkpoints
+from resnet_gui.qt.lab.checkpoint_view import CheckpointView
 from resnet_gui.qt.lab.context import LabContext
 from resnet_gui.qt.lab.controls import (
     DOWNSAMPLING_COLOUR,
     PLAIN_COLOUR,
     RESNET_COLOUR,
-    CheckpointField,
-    RunBar,
     plot_widget,
-    required_checkpoint,
 )
-from resnet_gui.qt.lab.worker import ExperimentWorker
 
 DEFAULT_IMAGES, DEFAULT_DRAWS = 2000, 10
 COLOURS = (RESNET_COLOUR, PLAIN_COLOUR)
 
 
-class LesionView(QWidget):
-    def __init__(self, context: LabContext, parent: QWidget | None = None) -> None:
-        super().__init__(parent)
-        self.setObjectName("labLesion")
-        self.context = context
-        self.results: list[LesionResult] = []
-        self.worker = ExperimentWorker(self)
-        self.worker.progress.connect(self._on_progress)
-        self.worker.finished.connect(self._on_finished)
-        self.worker.failed.connect(self._on_failed)
-        self._build()
+class LesionView(CheckpointView):
+    name, run_text, default_images = "lesion", "Run the lesion study", DEFAULT_IMAGES
 
-    def _build(self) -> None:
-        self.resnet_field = CheckpointField("ResNet", self.context.store, False,
-                                            "lesionCheckpointEdit")
-        self.plain_field = CheckpointField("Plain twin (optional)", self.context.store, True,
-                                           "lesionPlainEdit")
-        self.images_spin = QSpinBox()
-        self.images_spin.setObjectName("lesionImagesSpin")
-        self.images_spin.setRange(1, 100_000)
-        self.images_spin.setValue(DEFAULT_IMAGES)
+    def __init__(self, context: LabContext, parent: QWidget | None = None) -> None:
+        super().__init__(context, parent)
         self.draws_spin = QSpinBox()
         self.draws_spin.setObjectName("lesionDrawsSpin")
         self.draws_spin.setRange(1, 1000)
         self.draws_spin.setValue(DEFAULT_DRAWS)
-        form = QFormLayout()
-        form.addRow(self.resnet_field)
-        form.addRow(self.plain_field)
-        form.addRow("Test images", self.images_spin)
-        form.addRow("Random sets per k", self.draws_spin)
-        self.bar = RunBar("Run the lesion study", "lesion")
-        self.bar.run_button.clicked.connect(self.start)
-        self.bar.cancel_button.clicked.connect(self.cancel)
-        for field in (self.resnet_field, self.plain_field):
-            field.last_button.clicked.connect(lambda _=False, f=field: self.bar.say(f.note))
+        self.form.addRow("Random sets per k", self.draws_spin)
         self.strip = plot_widget("Deleting one block: change of test accuracy", "block",
                                  "Δ accuracy (points)", "lesionStrip")
         self.k_plot = plot_widget("Deleting k blocks at random", "blocks deleted (k)",
@@ -85,23 +55,15 @@ class LesionView(QWidget):
         plots.addWidget(self.k_plot, 1, 0)
         plots.addWidget(self.paths_plot, 1, 1)
         layout = QVBoxLayout(self)
-        layout.addLayout(form)
+        layout.addLayout(self.form)
         layout.addWidget(self.bar)
         layout.addLayout(plots, 1)
         layout.addWidget(self.summary)
 
-    # -- running ----------------------------------------------------------------------
-
     def start(self) -> bool:
-        if self.worker.busy:
+        paths = self.checkpoints()
+        if paths is None:
             return False
-        try:
-            paths = [required_checkpoint(self.resnet_field, "ResNet")]
-        except UserError as problem:
-            self.bar.say(str(problem)[:1].upper() + str(problem)[1:], problem=True)
-            return False
-        if self.plain_field.path:
-            paths.append(self.plain_field.path)
         draws = self.draws_spin.value()
 
         def measure(trained, evalset, progress, stop):
@@ -110,30 +72,8 @@ class LesionView(QWidget):
             return run_lesion(trained.model, evalset, draws=draws, network=trained.arch.name,
                               progress=progress, stop=stop)
 
-        self.results = []
-        self._draw()
-        self.bar.running("Loading the checkpoint and its test images…")
-        self.worker.start(on_checkpoints(paths, self.images_spin.value(), measure))
-        return True
-
-    def cancel(self) -> None:
-        self.worker.cancel()
-        self.bar.say("Stopping after the current evaluation…")
-
-    def _on_progress(self, tagged) -> None:
-        self.bar.show_progress(tagged[1])
-
-    def _on_finished(self, results: list[LesionResult]) -> None:
-        self.bar.idle()
-        self.show_results(results)
-        stopped = self.worker.cancelled or any(r.stopped for r in results)
-        self.bar.say("Cancelled: showing what was measured." if stopped else
-                     f"Done: {sum(r.evaluations for r in results)} evaluations in "
-                     f"{sum(r.seconds for r in results):.0f} s.")
-
-    def _on_failed(self, sentence: str) -> None:
-        self.bar.idle()
-        self.bar.say(sentence[:1].upper() + sentence[1:], problem=True)
+        self.show_results([])
+        return self.measure(paths, measure)
 
     # -- showing ----------------------------------------------------------------------
 

@@ -47,7 +47,7 @@ class _StopOnClose(QObject):
         super().__init__(window)
         self.tab, self.window = tab, window
 
-    def eventFilter(self, watched: QObject, event: QEvent) -> bool:  # noqa: N802 (Qt naming)
+    def eventFilter(self, watched: QObject, event: QEvent) -> bool:
         if watched is self.window and event.type() == QEvent.Type.Close:
             self.tab.shutdown()
         return False
