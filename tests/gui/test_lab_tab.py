@@ -98,6 +98,9 @@ def test_degradation_trains_both_twins_into_the_plot_the_table_and_the_run_list(
     assert sorted(r.name for r in runs) == ["plain20", "resnet20"]
     # (Two steps are too few for plain-20 to learn: the run list says so, as for any run.)
     assert all(r.status in ("completed", "did_not_learn") and r.checkpoint for r in runs)
+    statuses = {run.name: run.status for run in runs}
+    for row in rows:  # and the table says which did not learn
+        assert row[5].endswith("(did not learn)") == (statuses[row[2]] == "did_not_learn")
     lesion = lab.lab_tab.lesion
     assert lesion.resnet_field.use_last_run() and lesion.plain_field.use_last_run()
     assert lesion.resnet_field.path.endswith(".pt") and lesion.resnet_field.path in [

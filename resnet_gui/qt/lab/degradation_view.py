@@ -72,6 +72,7 @@ class DegradationView(QWidget):
         self.worker.finished.connect(self._on_finished)
         self.worker.failed.connect(self._on_failed)
         self.runs: dict[str, DegradationRun] = {}  # by network name, live then final
+        self.verdicts: dict[str, str] = {}  # why a run did not learn, by network name
         self.result: DegradationResult | None = None
         self.redrawer = Redrawer(self._redraw, REDRAW_MS, self)
         self._build()
@@ -156,7 +157,7 @@ class DegradationView(QWidget):
             self.bar.problem(str(problem))
             return False
         store = self.context.store()
-        self.runs, self.result = {}, None
+        self.runs, self.result, self.verdicts = {}, None, {}
         self._redraw()
         self.table.setRowCount(0)
         self.findings.clear()
@@ -196,6 +197,8 @@ class DegradationView(QWidget):
             run.epochs.append(event.epoch + 1)
             run.train_error.append(1.0 - event.train_accuracy)
             run.test_error.append(1.0 - event.test_accuracy)
+        if isinstance(event, TrainEnd) and event.learned is False:
+            self.verdicts[progress.run] = event.verdict
         if isinstance(event, (TrainStart, EpochEnd, TrainEnd)):
             self.context.runs_changed()  # the run list shows the new run and its epochs
         self.redrawer.mark()
@@ -252,6 +255,8 @@ class DegradationView(QWidget):
             test = percent(run.final_test_error)
             if run.reason != "completed":
                 test = f"{test} ({run.reason})"
+            elif run.network in self.verdicts:
+                test = f"{test} (did not learn)"
             cells = (str(run.depth), "ResNet" if run.kind == "resnet" else "plain",
                      run.network, f"{run.parameters:,}", percent(run.final_train_error), test,
                      f"{reference:.2f} %" if reference else "–")
@@ -260,8 +265,8 @@ class DegradationView(QWidget):
                 if column in (0, 3, 4, 5, 6):
                     item.setTextAlignment(Qt.AlignmentFlag.AlignRight
                                           | Qt.AlignmentFlag.AlignVCenter)
-                if run.message:
-                    item.setToolTip(run.message)
+                if run.message or run.network in self.verdicts:
+                    item.setToolTip(run.message or self.verdicts[run.network])
                 self.table.setItem(row, column, item)
 
     def shutdown(self) -> None:
