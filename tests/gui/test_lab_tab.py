@@ -92,6 +92,9 @@ def test_degradation_trains_both_twins_into_the_plot_the_table_and_the_run_list(
         assert test.opts["pen"].widthF() > train.opts["pen"].widthF()
         assert train.opts["pen"].color() == test.opts["pen"].color()
         assert list(test.xData) == [1, 2]
+        low, high = plot.getPlotItem().viewRange()[1]  # every curve of both plots shows
+        errors = [100 * e for run in view.result.runs for e in run.step_train_error]
+        assert low <= min(errors) and high >= max(errors)
     assert "He et al. (2015) Table 6" in view.caption.text()
     # Both runs are in the session's run list, with checkpoints the other views can use.
     runs = lab.training_tabs.session.list_runs()

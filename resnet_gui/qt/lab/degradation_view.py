@@ -101,7 +101,6 @@ class DegradationView(QWidget):
         self.bar.cancel_button.clicked.connect(self.cancel)
         self.plain_plot = plot_widget("Plain networks", "epochs", "error (%)", "plainErrorPlot")
         self.resnet_plot = plot_widget("ResNets", "epochs", "error (%)", "resnetErrorPlot")
-        self.resnet_plot.setYLink(self.plain_plot)
         for plot in (self.plain_plot, self.resnet_plot):
             plot.addLegend(offset=(-10, 10), labelTextColor="#111827")
         plots = QHBoxLayout()
@@ -246,6 +245,18 @@ class DegradationView(QWidget):
             plot.plot([*run.epochs], [100 * e for e in run.test_error],
                       pen=pg.mkPen(colour, width=3.5), symbol="o", symbolSize=6,
                       symbolBrush=colour, symbolPen=colour, name=f"{label} test")
+        self._share_error_range()
+
+    def _share_error_range(self) -> None:
+        """One error axis for both plots, covering every curve of both (plain and ResNet
+        compare by height)."""
+        errors = [100 * e for run in self.runs.values()
+                  for e in (*run.step_train_error, *run.test_error) if math.isfinite(e)]
+        if errors:
+            low, high = min(errors), max(errors)
+            pad = max(1.0, 0.05 * (high - low))
+            for plot in (self.plain_plot, self.resnet_plot):
+                plot.setYRange(max(0.0, low - pad), min(100.0, high + pad), padding=0)
 
     def _fill_table(self, result: DegradationResult) -> None:
         self.table.setRowCount(len(result.runs))
@@ -280,4 +291,5 @@ def _spin(name: str, low: int, high: int, value: int) -> QSpinBox:
     spin.setRange(low, high)
     spin.setValue(value)
     spin.setGroupSeparatorShown(True)
+    spin.setMaximumWidth(160)
     return spin
