@@ -62,6 +62,7 @@ class CheckpointView(QWidget):
         self.images_spin.setObjectName(f"{self.name}ImagesSpin")
         self.images_spin.setRange(1, 100_000)
         self.images_spin.setValue(self.default_images)
+        self.images_spin.setMaximumWidth(160)
         self.bar = RunBar(self.run_text, self.name)
         self.bar.run_button.clicked.connect(self.start)
         self.bar.cancel_button.clicked.connect(self.cancel)

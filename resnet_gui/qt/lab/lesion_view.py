@@ -154,8 +154,8 @@ class LesionView(CheckpointView):
                                              brush=pg.mkBrush(31, 119, 180, 40),
                                              pen=pg.mkPen(None)))
         plot.getPlotItem().setTitle(
-            f"Path lengths: bars share of the 2^{paths.n} paths, line share of the gradient; "
-            f"shaded: lengths carrying {100 * GRADIENT_SHARE:.0f} % of it", size="10pt")
+            f"Paths: bars of the 2^{paths.n} paths, line of the gradient; shaded: "
+            f"{100 * GRADIENT_SHARE:.0f} % of the gradient", size="10pt")
 
 
 def summary_sentence(result: LesionResult) -> str:
