@@ -164,6 +164,10 @@ def test_landscape_draws_the_contours_around_the_checkpoint_s_own_loss(qtbot, la
     assert result.checkpoint_loss == pytest.approx(evalset.evaluate(trained.model)[0], rel=1e-4)
     assert result.centre_loss == pytest.approx(result.checkpoint_loss, rel=1e-2)
     assert loss_map.image.image[2, 2] == pytest.approx(math.log10(result.centre_loss))
+    # The map's axes are alpha and beta: -0.5..0.5, each pixel centred on its grid point.
+    shown = loss_map.image.mapRectToParent(loss_map.image.boundingRect())
+    assert (shown.left(), shown.right()) == pytest.approx((-0.625, 0.625))
+    assert (shown.top(), shown.bottom()) == pytest.approx((-0.625, 0.625))
     assert loss_map.contours and all(c.parentItem() is loss_map.image for c in
                                      loss_map.contours)
     (slice_curve,) = curves(view.slice_plot)

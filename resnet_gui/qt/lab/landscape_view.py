@@ -47,14 +47,17 @@ class LossMap:
         self.plot.addItem(self.image)
         self.contours: list[pg.IsocurveItem] = []
         self.loss: np.ndarray | None = None
+        self.rect = QRectF(-1, -1, 2, 2)
         self.result: LandscapeResult | None = None
 
     def begin(self, grid: int, span: float) -> None:
         self.loss = np.full((grid, grid), np.nan)
         self.result = None
         step = 2 * span / (grid - 1)
-        self.image.setRect(QRectF(-span - step / 2, -span - step / 2, 2 * span + step,
-                                  2 * span + step))
+        # Each pixel centred on its grid point (set again with every image: pyqtgraph scales
+        # the rectangle by the image's size, unknown until there is one).
+        self.rect = QRectF(-span - step / 2, -span - step / 2, 2 * span + step,
+                           2 * span + step)
         self.image.clear()
         self._remove_contours()
 
@@ -71,6 +74,7 @@ class LossMap:
         shown = np.where(np.isfinite(logged), logged, np.nanmax(logged))
         self.image.setImage(shown, autoLevels=levels is None,
                             **({"levels": levels} if levels else {}))
+        self.image.setRect(self.rect)
         self._remove_contours()
         if self.result is not None and levels is not None:
             for level in np.linspace(*levels, CONTOURS + 2)[1:-1]:
