@@ -89,6 +89,9 @@ def create_main_window(arch: str | None = None, settings=None, *, run_store=None
     from resnet_gui.qt.training_tabs import install_training_panels
 
     install_training_panels(window, run_store, data_loader=data_loader)
+    from resnet_gui.qt.lab import install_lab_tab
+
+    install_lab_tab(window)
     if data_dir is not None:
         window.set_data_folder(str(checked_data_dir(data_dir)))
     # torch and Qt leave hundreds of thousands of long-lived objects; a full garbage

@@ -90,3 +90,17 @@ def test_findings_compare_the_shallowest_and_the_deepest():
 def test_bad_depths_are_one_sentence(depths, message):
     with pytest.raises(UserError, match=message):
         check_depths(depths)
+
+
+def test_with_a_run_store_each_twin_is_recorded_like_any_training_run(data, tmp_path):
+    from resnet_gui.engine.runs import RunStore
+
+    store = RunStore(tmp_path / "runs")
+    result = run_degradation(data, depths=[20], recipe=TINY.replace(epochs=1), store=store)
+    runs = {summary.name: summary for summary in store.list()}
+    assert sorted(runs) == ["plain20", "resnet20"]
+    for run in result.runs:
+        stored = runs[run.network]
+        assert stored.checkpoint == run.checkpoint == str(store.checkpoint_path(stored.run_id))
+        assert stored.epochs_done == 1 and stored.status in ("completed", "did_not_learn")
+        assert len(store.load(stored.run_id).log.epochs["epoch"]) == 1  # curves kept too

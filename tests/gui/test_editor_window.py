@@ -163,10 +163,11 @@ def test_settings_remember_geometry_and_splitters(make_window, isolated_settings
 def test_add_panel_and_document_for_the_training_tabs(make_window):
     window = make_window()
     tabs = window.tabs
-    assert [tabs.tabText(i) for i in range(tabs.count())] == ["Build", "Train", "Inspect"]
+    assert [tabs.tabText(i) for i in range(tabs.count())] == ["Build", "Train", "Inspect",
+                                                              "Lab"]
     assert not tabs.tabBar().isHidden()
     index = window.add_panel(QWidget(), "Notes")
-    assert tabs.tabText(index) == "Notes" and tabs.count() == 4
+    assert tabs.tabText(index) == "Notes" and tabs.count() == 5
     assert window.document.arch.name == "d2l-resnet18"
 
 

@@ -34,7 +34,8 @@ def main_window(make_window, store):
 
 def test_train_and_inspect_tabs_sit_beside_build(main_window):
     tabs = main_window.findChild(QTabWidget, "mainTabs")
-    assert [tabs.tabText(i) for i in range(tabs.count())] == ["Build", "Train", "Inspect"]
+    assert [tabs.tabText(i) for i in range(tabs.count())] == ["Build", "Train", "Inspect",
+                                                              "Lab"]
     assert main_window.findChild(QWidget, "trainingPanel") is not None
     assert main_window.findChild(QWidget, "featureMapView") is not None
 

@@ -26,6 +26,7 @@ from resnet_gui.arch.twin import plain_twin
 from resnet_gui.engine.data import DataBundle
 from resnet_gui.engine.events import Callback, EpochEnd, StepEnd, TrainEnd, TrainStart
 from resnet_gui.engine.lab.common import LabResult, ProgressCallback, Reporter
+from resnet_gui.engine.runs import RunStore
 from resnet_gui.errors import TrainingError
 
 KINDS = ("resnet", "plain")
@@ -134,13 +135,17 @@ class _RunRecorder(Callback):
 
 def run_degradation(data: DataBundle, depths=DEFAULT_DEPTHS, recipe: Recipe = LAB_RECIPE,
                     kinds=KINDS, checkpoint_dir: str | Path | None = None,
+                    store: RunStore | None = None,
                     progress: ProgressCallback | None = None,
                     stop: threading.Event | None = None) -> DegradationResult:
     """Train ResNet-d and plain-d for every depth in ``depths`` with ``recipe`` on ``data``
     (already limited as the recipe asks). A run that diverges is recorded as such and the
     others go on; after ``stop`` the runs not started are left out. With ``checkpoint_dir``
-    each network is saved there as ``NAME.pt`` (for the lesion and landscape experiments)."""
+    each network is saved there as ``NAME.pt`` (for the lesion and landscape experiments).
+    With ``store`` each run is also recorded there like any training run (the window's run
+    list shows it), its checkpoint in the run's folder."""
     from resnet_gui.engine.analysis import analyse
+    from resnet_gui.engine.runs import RunRecorder
     from resnet_gui.engine.trainer import Trainer, steps_in_epoch
 
     depths = check_depths(depths)
@@ -160,8 +165,13 @@ def run_degradation(data: DataBundle, depths=DEFAULT_DEPTHS, recipe: Recipe = LA
                              final_train_error=float("nan"), final_test_error=float("nan"))
         runs.append(run)
         recorder = _RunRecorder(run, reporter, index * steps, steps)
+        callbacks: list[Callback] = [recorder]
         checkpoint = Path(checkpoint_dir) / f"{arch.name}.pt" if checkpoint_dir else None
-        trainer = recorder.trainer = Trainer(arch, recipe, callbacks=[recorder], data=data,
+        if store is not None:
+            stored = store.create(arch, recipe)
+            callbacks.insert(0, RunRecorder(store, stored))
+            checkpoint = checkpoint or store.checkpoint_path(stored.run_id)
+        trainer = recorder.trainer = Trainer(arch, recipe, callbacks=callbacks, data=data,
                                              checkpoint_path=checkpoint)
         started, cpu_started = time.perf_counter(), time.process_time()
         try:

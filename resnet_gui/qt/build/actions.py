@@ -11,6 +11,7 @@ from PySide6.QtGui import QKeySequence
 from PySide6.QtWidgets import QStyle, QWidget
 
 from resnet_gui.arch import edits
+from resnet_gui.arch.twin import is_plain, plain_twin, residual_twin
 from resnet_gui.qt.build.mime import STAGE
 from resnet_gui.qt.shared.widgets import make_action
 
@@ -57,6 +58,10 @@ class BuildActions:
                                      name="addStageAction")
         self.select_none = make_action(owner, "Select &none", lambda: controller.select(None),
                                        QKeySequence(Qt.Key.Key_Escape))
+        self.twin = make_action(owner, "Make &plain twin", self.make_twin,
+                                tip="Replace the network by its twin: the same layers without "
+                                "shortcuts (He et al.'s plain network), or with them again",
+                                name="twinAction")
 
     def _make_view_actions(self, owner: QWidget) -> None:
         canvas, table = self.tab.canvas, self.tab.table_panel
@@ -75,11 +80,19 @@ class BuildActions:
         self.collapse_table = make_action(owner, "&Collapse all table rows",
                                           lambda: table.set_all_expanded(False))
 
+    def make_twin(self) -> bool:
+        """Replace the network by its plain twin, or a plain network by its residual twin,
+        as one undoable edit."""
+        controller = self.tab.controller
+        if is_plain(controller.arch):
+            return controller.edit(residual_twin, label="Make residual twin")
+        return controller.edit(plain_twin, label="Make plain twin")
+
     @property
     def edit_menu(self) -> tuple:
         """The Edit menu, top to bottom (None: a separator)."""
         return (self.undo, self.redo, None, self.delete, self.duplicate, self.add_stage, None,
-                self.select_none)
+                self.twin, None, self.select_none)
 
     @property
     def view_menu(self) -> tuple:
@@ -88,7 +101,7 @@ class BuildActions:
 
     @property
     def toolbar(self) -> tuple:
-        return (self.undo, self.redo, None, self.delete, self.duplicate)
+        return (self.undo, self.redo, None, self.delete, self.duplicate, None, self.twin)
 
     def refresh(self) -> None:
         """Labels name the edit that undo or redo would take back; editing commands are off
@@ -108,3 +121,7 @@ class BuildActions:
         self.delete.setEnabled(editable)
         self.duplicate.setEnabled(editable)
         self.add_stage.setEnabled(not document.locked)
+        self.twin.setEnabled(not document.locked)
+        plain = is_plain(document.arch)
+        self.twin.setText("Make &residual twin" if plain else "Make &plain twin")
+        self.twin.setIconText("Residual twin" if plain else "Plain twin")

@@ -85,7 +85,7 @@ class BackgroundJobs(QObject):
                     return
                 key = next(iter(self._pending))
                 ticket, compute, done, failed = self._pending.pop(key)
-            outcome = _outcome(compute)
+            outcome = outcome_for_user(compute)
             try:
                 self._finished.emit(key, ticket, (done, failed), outcome)
             except RuntimeError:  # the window is gone: nobody is waiting for the result
@@ -103,7 +103,7 @@ class BackgroundJobs(QObject):
             failed(problem)
 
 
-def _outcome(compute: Callable[[], Any]) -> tuple[Any, str | None]:
+def outcome_for_user(compute: Callable[[], Any]) -> tuple[Any, str | None]:
     """(result, None), or (None, a sentence for the user); a helper thread never raises."""
     try:
         return compute(), None
