@@ -205,6 +205,10 @@ class TrainingPanel(QWidget):
         except UserError as problem:
             self.show_error(str(problem))
             return
+        continuation = self.session.continuation
+        if continuation is not None:  # the curves before the growth, and where it grew
+            self.plots.load_live("this run (grown)", continuation.log, continuation.epochs)
+            self.plots.mark_growths(continuation.marks)
         self.show_note("Loading the data…")
 
     def toggle_pause(self) -> None:
