@@ -22,6 +22,7 @@ the trainer starts a fresh optimizer and warms the learning rate up again over
 from __future__ import annotations
 
 import dataclasses
+import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,7 +32,7 @@ import torch
 from torch import nn
 
 from resnet_gui.arch.model import BLOCK_EXPANSION, Architecture, validate
-from resnet_gui.arch.recipe import validate_recipe
+from resnet_gui.arch.recipe import Recipe, validate_recipe
 from resnet_gui.arch.serialize import dumps
 from resnet_gui.engine.checkpoint import save_checkpoint
 from resnet_gui.engine.model import ResNet, build_model
@@ -180,6 +181,18 @@ def grow_checkpoint(trained: TrainedNetwork, insert: str, kind: str | None = Non
                    **{GROWN_KEY: growth_history(checkpoint) + [event],
                       PREPROCESSING_KEY: trained.preprocessing.to_dict()})
     return Growth(payload, arch, event["block"], kind, change, progress >= recipe.epochs)
+
+
+def continued(growth: Growth, more_epochs: int) -> Growth:
+    """``growth`` whose plan trains ``more_epochs`` epochs past the whole epoch it grew in
+    (the window's Start after growing: the form's epochs, counted from there)."""
+    if more_epochs < 1:
+        raise UserError(f"train at least one epoch after growing, got {more_epochs}")
+    progress = float(growth.payload[GROWN_KEY][-1]["progress"])
+    recipe = validate_recipe(Recipe.from_dict(growth.payload["recipe"]).replace(
+        epochs=math.ceil(progress) + more_epochs))
+    return dataclasses.replace(growth, payload={**growth.payload, "recipe": recipe.to_dict()},
+                               finished=False)
 
 
 # -- resuming a grown run (used by the trainer) -----------------------------------------------

@@ -19,6 +19,7 @@ from resnet_gui.arch.recipe import Recipe
 from resnet_gui.engine.runs import RunStore
 from resnet_gui.errors import UserError
 from resnet_gui.qt.shared.datasets import DATASETS
+from resnet_gui.qt.shared.growth import GrowthOffer
 from resnet_gui.qt.inspect.panel import InspectPanel
 from resnet_gui.qt.train.panel import TrainingPanel
 from resnet_gui.qt.shared.session import ArchitectureLink, TrainingSession
@@ -106,6 +107,20 @@ def install_training_panels(window: Any, store: RunStore | None = None,
             export_menu.addAction(action)
     _remember_training_settings(window, panel)
     _share_dataset_choice(window, panel)
+    _offer_growth(window, session, panel)
+
+
+def _offer_growth(window: Any, session: TrainingSession, panel: TrainingPanel) -> None:
+    """A block dropped into the trained network's stage offers to keep its weights."""
+    controller = getattr(window, "controller", None)
+    if controller is None or not hasattr(controller, "blockInserted"):
+        return
+    offer = window.growth_offer = GrowthOffer(session, window)
+    controller.blockInserted.connect(offer.block_inserted)
+    offer.said.connect(panel.show_note)
+    status_bar = getattr(window, "statusBar", None)
+    if status_bar is not None:
+        offer.said.connect(lambda text: status_bar().showMessage(text, 15000))
 
 
 def _inspect_block(window: Any, inspect: InspectPanel, block: str) -> None:

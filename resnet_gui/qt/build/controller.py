@@ -183,6 +183,9 @@ class EditorController(QObject):
     analysisChanged = Signal()
     lockChanged = Signal(bool, str)
     message = Signal(str)
+    # A block dropped into a stage: the architecture before, stage, index, kind (the
+    # Train tab offers to keep the trained weights; qt/shared/growth.py).
+    blockInserted = Signal(object, int, int, str)
 
     CACHE_SIZE = 32
 

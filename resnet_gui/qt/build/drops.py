@@ -185,9 +185,13 @@ def carry_out(controller: EditorController, payload: Payload, target: DropTarget
                                            label=f"Move layer{target.stage + 1}"),
                            Part.stage(target.position))
     if action == "insert_block":
-        return then_select(controller.edit(edits.insert_block, target.stage, target.position,
+        before = controller.arch
+        done = then_select(controller.edit(edits.insert_block, target.stage, target.position,
                                            value, label=f"Insert a {value} block"),
                            Part.blocks(target.stage, target.position))
+        if done:
+            controller.blockInserted.emit(before, target.stage, target.position, value)
+        return done
     if action == "move_block":
         return controller.edit(edits.move_block, payload.stage, payload.block, target.stage,
                                target.position,

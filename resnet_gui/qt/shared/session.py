@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import threading
 import traceback
+from pathlib import Path
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
@@ -20,6 +21,13 @@ from resnet_gui.engine.events import EpochEnd, Evaluation, TrainStart
 from resnet_gui.engine.runs import Run, RunStore, RunSummary
 from resnet_gui.errors import UserError
 from resnet_gui.qt.shared.background import BackgroundJobs
+from resnet_gui.qt.shared.growth import (
+    GROWN_FOLDER,
+    Continuation,
+    PendingGrowth,
+    continuation_for,
+    matches,
+)
 from resnet_gui.qt.shared.process_worker import (
     ProcessChoice,
     ProcessController,
@@ -110,6 +118,10 @@ class TrainingSession(QObject):
         self.idle_jobs = BackgroundJobs(self)  # every use of the idle network, in order
         self._loader: threading.Thread | None = None
         self._last_recipe: Recipe | None = None
+        # The checkpoint of the last trained (or opened) network, and its architecture.
+        self._trained_checkpoint: tuple[Path, Architecture] | None = None
+        self.pending_growth: PendingGrowth | None = None  # grown, waiting for Start
+        self.continuation: Continuation | None = None  # the live run resumes a grown network
 
         for c in self.controllers:
             c.state_changed.connect(self.state_changed)
@@ -150,6 +162,12 @@ class TrainingSession(QObject):
         self.idle_jobs.cancel_all()  # what they compute would show during the run
         data = self.data if self._data_key == self._key(recipe) else None
         self.run_architecture = self._fit(arch, data, recipe)
+        continuation = continuation_for(self.pending_growth, self.run_architecture, recipe,
+                                        self.store.root / GROWN_FOLDER)
+        if continuation is not None and several:
+            raise UserError("a grown network continues training in this process; set "
+                            "Processes to this process")
+        self.continuation, self.pending_growth = continuation, None
         self.evaluation = None
         self.epochs_done = 0
         self.controller = self.controllers[several]
@@ -165,7 +183,8 @@ class TrainingSession(QObject):
             self.controller.start(TrainingJob(
                 arch, recipe, self.store, data, probe_layer=layer, probe_image=image,
                 trainer_factory=self.trainer_factory, data_loader=self.data_loader,
-                telemetry_every=telemetry_every, tensorboard_dir=tensorboard_dir))
+                telemetry_every=telemetry_every, tensorboard_dir=tensorboard_dir,
+                resume_from=continuation.path if continuation else None))
         if self.architecture.lock is not None:
             self.architecture.lock(True, LOCK_REASON)
 
@@ -407,11 +426,21 @@ class TrainingSession(QObject):
             raise UserError("a run is live; stop it before opening a checkpoint")
         self._opened = (trained.model, trained.arch, f"trained network from {trained.path.name}",
                         trained.preprocessing)
+        self._trained_checkpoint = (trained.path, trained.arch)
         recipe = run.recipe_spec()
         self.runs_changed.emit()
         self.recipe_reopened.emit(recipe)
         self.architecture_changed.emit()
         self.ensure_images(recipe)  # its own test images, if others were loaded
+
+    def trained_checkpoint_of(self, arch: Architecture) -> tuple[Path, Architecture] | None:
+        """The checkpoint (and its architecture) of the last trained or opened network when it
+        is ``arch`` as the last run fed it; else None."""
+        if self._trained_checkpoint is None or self.active:
+            return None
+        path, trained = self._trained_checkpoint
+        fitted = self._fit(arch, self.data, self._last_recipe)
+        return self._trained_checkpoint if matches(trained, fitted) and path.is_file() else None
 
     @staticmethod
     def _fit(arch: Architecture, data: Any, recipe: Recipe | None) -> Architecture:
@@ -466,6 +495,9 @@ class TrainingSession(QObject):
             self.architecture.lock(False, "")
         if self.live_run is not None:
             self._refresh_live_summary()
+            saved = self.store.checkpoint_path(self.live_run.run_id)
+            if saved.is_file() and self.run_architecture is not None:
+                self._trained_checkpoint = (saved, self.run_architecture)
         self.live_run = None
         self.runs_changed.emit()
         self.idle.emit()

@@ -82,6 +82,7 @@ class TrainingJob:
     data_loader: Callable[[Recipe], Any] | None = None
     telemetry_every: int | None = None  # per-block telemetry interval; None: the trainer's
     tensorboard_dir: str | None = None  # write TensorBoard event files there
+    resume_from: Any = None  # a checkpoint the run continues (a grown network)
 
 
 @dataclass(frozen=True)
@@ -300,6 +301,7 @@ class TrainingWorker(QObject):
         if self.recorder is not None:
             callbacks.insert(0, self.recorder)
         factory = job.trainer_factory or _default_trainer_factory
+        resumed = {"resume_from": job.resume_from} if job.resume_from is not None else {}
         try:
             self.trainer = factory(
                 arch=arch,
@@ -307,6 +309,7 @@ class TrainingWorker(QObject):
                 callbacks=tuple(callbacks),
                 checkpoint_path=job.store.checkpoint_path(run.run_id) if run else None,
                 data=data,
+                **resumed,
             )
         except BaseException as error:  # the trainer never ran, so it reported nothing
             if self.recorder is not None:

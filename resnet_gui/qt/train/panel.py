@@ -171,6 +171,9 @@ class TrainingPanel(QWidget):
         session.run_updated.connect(self.run_list.update_run)
         session.recipe_reopened.connect(self.form.set_recipe)
         session.architecture_changed.connect(self.plan_changed)
+        session.architecture_changed.connect(
+            lambda: self.form.set_architecture(session.architecture.get()))
+        self.form.set_architecture(session.architecture.get())
         session.images_changed.connect(lambda _images: self.plan_changed())
         self.run_progress.live_progress.connect(self.run_list.set_live_progress)
         self.form.changed.connect(self.plan_changed)
@@ -202,6 +205,10 @@ class TrainingPanel(QWidget):
         except UserError as problem:
             self.show_error(str(problem))
             return
+        continuation = self.session.continuation
+        if continuation is not None:  # the curves before the growth, and where it grew
+            self.plots.load_live("this run (grown)", continuation.log, continuation.epochs)
+            self.plots.mark_growths(continuation.marks)
         self.show_note("Loading the data…")
 
     def toggle_pause(self) -> None:

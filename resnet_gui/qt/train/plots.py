@@ -36,6 +36,7 @@ from resnet_gui.qt.train.plot_ranges import (
 
 REFRESH_MS = 80  # at most 12.5 redraws a second, and only when something changed
 SECONDARY_EVERY = 4  # the learning-rate and speed plots redraw at every 4th tick
+GROWTH_COLOUR = "#b45309"  # amber: where a run's network grew
 SMOOTHING = 0.9  # exponential moving average of the per-step training loss and accuracy
 EMPTY_LOSS_RANGE = (0.5, 2.5)  # the loss axis before any curve
 
@@ -266,6 +267,7 @@ class LivePlots(QWidget):
         self._lay_out()
 
         self.live = RunCurves()
+        self.growth_lines: list[tuple[pg.PlotWidget, pg.InfiniteLine]] = []
         self._runs: dict[str, _PlottedRun] = {}
         self._add_run("live", "this run", self.live, RUN_COLOURS[0])
         self._next_colour = 1
@@ -302,7 +304,31 @@ class LivePlots(QWidget):
 
     # -- live run ------------------------------------------------------------------------
 
+    def mark_growths(self, marks) -> None:
+        """A dashed vertical line on every plot at each (epoch, block) where the network
+        grew; the next reset removes them."""
+        for epoch, block in marks:
+            for plot in self._plots.values():
+                line = pg.InfiniteLine(pos=epoch, angle=90, movable=False, label=f"+{block}",
+                                       labelOpts={"position": 0.92, "color": GROWTH_COLOUR},
+                                       pen=pg.mkPen(GROWTH_COLOUR, width=1.5,
+                                                    style=Qt.PenStyle.DashLine))
+                line.setToolTip(f"The network grew here: {block} inserted")
+                plot.getPlotItem().addItem(line, ignoreBounds=True)
+                self.growth_lines.append((plot, line))
+
+    @property
+    def growth_marks(self) -> list[float]:
+        """The epochs marked as growths (one per growth, from the loss plot)."""
+        return [line.value() for plot, line in self.growth_lines if plot is self.loss_plot]
+
+    def _clear_growths(self) -> None:
+        for plot, line in self.growth_lines:
+            plot.getPlotItem().removeItem(line)
+        self.growth_lines.clear()
+
     def reset_live(self, label: str = "this run") -> None:
+        self._clear_growths()
         self.live.clear()
         self._runs["live"].label = label
         self._runs["live"].drawn.clear()
@@ -311,6 +337,7 @@ class LivePlots(QWidget):
 
     def load_live(self, label: str, log: RunLog, planned_epochs: int) -> None:
         """Show a stored run's curves in place of the live run's (a reopened run)."""
+        self._clear_growths()
         self.live.fill_from(log)
         self._runs["live"].label = label
         self._runs["live"].drawn.clear()

@@ -31,6 +31,7 @@ from PySide6.QtWidgets import (
 from resnet_gui.arch.datasets import DATASETS, FOLDER_PREFIX
 from resnet_gui.arch.recipe import CHAPTER_RECIPE, RECIPE_PRESETS, Recipe, validate_recipe
 from resnet_gui.qt.shared.process_worker import THIS_PROCESS, ProcessChoice, process_choices
+from resnet_gui.qt.train.start_from import StartFromFields
 
 DATASET_CHOICES = (
     *((dataset.key, dataset.name) for dataset in DATASETS),
@@ -107,6 +108,12 @@ def _select(combo: QComboBox, value: Any) -> None:
     combo.setCurrentIndex(index)
 
 
+def _starting_weights(recipe: Recipe) -> dict[str, Any]:
+    """Where the weights start: kept when a preset of settings replaces the rest."""
+    return {"weights": recipe.weights, "freeze": recipe.freeze,
+            "pretrained_lr_scale": recipe.pretrained_lr_scale}
+
+
 class RecipeForm(QWidget):
     """Dataset, data folder, subset, epochs, batch, optimizer, learning rate and schedule,
     augmentation, precise batch norm, initialisation, device, processes, precision and seed.
@@ -122,6 +129,7 @@ class RecipeForm(QWidget):
 
         self._make_data_fields()
         self._make_training_fields()
+        self.start_from = StartFromFields(self)
         self._make_machine_fields()
         self._make_buttons()
         self._lay_out()
@@ -253,6 +261,8 @@ class RecipeForm(QWidget):
         form.addRow("Augmentation", self.augment_combo)
         form.addRow("Precise batch norm", self.precise_bn_combo)
         form.addRow("Initialisation", self.init_combo)
+        for label, field in self.start_from.rows():
+            form.addRow(label, field)
         form.addRow("Device", self.device_combo)
         form.addRow("Processes", self.processes_combo)
         form.addRow("Precision", self.precision_combo)
@@ -278,6 +288,7 @@ class RecipeForm(QWidget):
                        self.device_combo, self.precision_combo, self.processes_combo):
             widget.currentIndexChanged.connect(self._edited)
         self.folder_edit.editingFinished.connect(self._edited)
+        self.start_from.changed.connect(self._edited)
 
     # -- recipe <-> widgets --------------------------------------------------------------
 
@@ -313,6 +324,7 @@ class RecipeForm(QWidget):
             _select(self.device_combo, recipe.device)
             _select(self.precision_combo, recipe.precision)
             self.seed_spin.setValue(recipe.seed)
+            self.start_from.show(recipe)
         finally:
             for widget in widgets:
                 widget.blockSignals(False)
@@ -351,6 +363,7 @@ class RecipeForm(QWidget):
             device=self.device_combo.currentData(),
             precision=self.precision_combo.currentData(),
             seed=self.seed_spin.value(),
+            **self.start_from.read(),
         ))
 
     def use_chapter_recipe(self) -> None:
@@ -360,13 +373,14 @@ class RecipeForm(QWidget):
         self.set_recipe(CHAPTER_RECIPE.replace(
             dataset=current.dataset, data_dir=current.data_dir,
             limit_train=current.limit_train, limit_test=current.limit_test,
-            device=current.device))
+            device=current.device, **_starting_weights(current)))
 
     def use_device_defaults(self) -> None:
         current = self._current_or_base()
         self.set_recipe(device_default_recipe().replace(
             dataset=current.dataset, data_dir=current.data_dir,
-            limit_train=current.limit_train, limit_test=current.limit_test))
+            limit_train=current.limit_train, limit_test=current.limit_test,
+            **_starting_weights(current)))
 
     def show_plan(self, planned: Recipe | None, image_size_text: str) -> None:
         """Say what "auto" will choose for this run (``planned``: the recipe with every auto
@@ -393,7 +407,13 @@ class RecipeForm(QWidget):
     def set_enabled_for_run(self, idle: bool) -> None:
         for child in self.findChildren(QWidget):
             child.setEnabled(idle)
+        self.start_from.update_enabled(idle)
         self._update_device_field()
+
+    def set_architecture(self, arch) -> None:
+        """What the network allows: ImageNet weights for torchvision's networks, freezing
+        up to its stages."""
+        self.start_from.set_architecture(arch)
 
     def processes(self) -> ProcessChoice:
         """Where the run trains: this process, or several (each on the choice's device)."""
