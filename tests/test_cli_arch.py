@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parent.parent  # not from conftest: tests/engine has one too
 from resnet_gui.cli import main
 from resnet_gui.arch.model import Stem
 from resnet_gui.arch.presets import PRESETS, build_preset

@@ -14,7 +14,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parent.parent  # not from conftest: tests/engine has one too
 
 QT = {"PySide6", "shiboken6", "pyqtgraph"}
 
