@@ -25,7 +25,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from PySide6.QtCore import QCoreApplication, QObject, QProcess, QProcessEnvironment, Signal, Slot
+from PySide6.QtCore import QObject, QProcess, QProcessEnvironment, Slot
 
 from resnet_gui.arch.model import Architecture
 from resnet_gui.arch.recipe import Recipe
@@ -38,6 +38,7 @@ from resnet_gui.qt.shared.training_worker import (
     STARTING,
     STOPPING,
     EpochUpdate,
+    RunController,
 )
 
 # Closing the window stops the run, then waits this long for the step to end and the
@@ -130,48 +131,21 @@ def evaluate_network(network: Any, data: Any) -> Any:
                           data.num_classes)
 
 
-class ProcessController(QObject):
-    """Starts, steers and follows one several-process run; lives in the GUI thread."""
-
-    data_ready = Signal(object)  # never: the data loads in the processes
-    run_created = Signal(object)
-    started = Signal(object)
-    batch_end = Signal(object)
-    epoch_end = Signal(object)  # EpochUpdate (no evaluation or probe: they stay there)
-    telemetry = Signal(object)  # TelemetryEvent
-    returned = Signal(object)
-    errored = Signal(str)
-    notice = Signal(str)
-    finished = Signal()
-    state_changed = Signal(str)
+class ProcessController(RunController):
+    """Starts, steers and follows one several-process run; lives in the GUI thread. Its
+    ``data_ready`` never fires (the data loads in the processes) and ``epoch_end`` carries
+    no evaluation or probe (they stay there)."""
 
     probes_live = False  # the network lives in other processes until the run ends
 
     def __init__(self, parent: QObject | None = None) -> None:
-        super().__init__(parent)
         self._process: QProcess | None = None
-        self._state = IDLE
-        self.last_model: Any = None
-        self.last_end: Any = None
+        super().__init__(parent)
         self.trained_architecture: Architecture | None = None
-        app = QCoreApplication.instance()
-        if app is not None:
-            app.aboutToQuit.connect(self.shutdown)
-
-    # -- state ---------------------------------------------------------------------------
-
-    @property
-    def state(self) -> str:
-        return self._state
 
     @property
     def is_active(self) -> bool:
         return self._process is not None
-
-    def _set_state(self, state: str) -> None:
-        if state != self._state:
-            self._state = state
-            self.state_changed.emit(state)
 
     # -- commands ------------------------------------------------------------------------
 

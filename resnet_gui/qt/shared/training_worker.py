@@ -335,11 +335,10 @@ def _observers(job: TrainingJob) -> list[Callback]:
 IDLE, STARTING, RUNNING, PAUSED, STOPPING = "idle", "starting", "running", "paused", "stopping"
 
 
-class TrainingController(QObject):
-    """Owns the worker thread of the current run; lives in the GUI thread.
-
-    Its signals repeat the worker's, delivered in the GUI thread, plus ``state_changed``.
-    """
+class RunController(QObject):
+    """What the session expects of whatever runs its training (this process's thread, or
+    other processes): the run's events as signals in the GUI thread, and its state. A
+    subclass says whether a run ``is_active`` and how to ``shutdown`` (on quitting)."""
 
     data_ready = Signal(object)
     run_created = Signal(object)
@@ -355,32 +354,40 @@ class TrainingController(QObject):
 
     def __init__(self, parent: QObject | None = None) -> None:
         super().__init__(parent)
-        self._thread: QThread | None = None
-        self._worker: TrainingWorker | None = None
-        self._controls: RunControls | None = None
         self._state = IDLE
-        self.last_model: Any = None  # the model of the last run, once its thread has ended
+        self.last_model: Any = None  # the model of the last run, once it has ended
         self.last_end: TrainEnd | None = None
-        _CONTROLLERS.add(self)
         app = QCoreApplication.instance()
         if app is not None:  # quitting without closing the window still waits for the run
             app.aboutToQuit.connect(self.shutdown)
-
-    # -- state ---------------------------------------------------------------------------
 
     @property
     def state(self) -> str:
         return self._state
 
-    @property
-    def is_active(self) -> bool:
-        """True from Start until the worker thread has ended."""
-        return self._thread is not None
-
     def _set_state(self, state: str) -> None:
         if state != self._state:
             self._state = state
             self.state_changed.emit(state)
+
+
+class TrainingController(RunController):
+    """Owns the worker thread of the current run; lives in the GUI thread.
+
+    Its signals repeat the worker's, delivered in the GUI thread, plus ``state_changed``.
+    """
+
+    def __init__(self, parent: QObject | None = None) -> None:
+        super().__init__(parent)
+        self._thread: QThread | None = None
+        self._worker: TrainingWorker | None = None
+        self._controls: RunControls | None = None
+        _CONTROLLERS.add(self)
+
+    @property
+    def is_active(self) -> bool:
+        """True from Start until the worker thread has ended."""
+        return self._thread is not None
 
     # -- commands from the GUI thread ----------------------------------------------------
 
