@@ -68,19 +68,23 @@ def _application():
 
 def create_main_window(arch: str | None = None, settings=None, *, run_store=None,
                        data_loader=None, data_dir: str | None = None):
-    """The main window with ``arch`` (a preset name or a JSON file; None: the D2L chapter's
-    ResNet-18) loaded, without entering the event loop. A QApplication must exist.
+    """The main window with ``arch`` (a preset name, a JSON file or a checkpoint, opened with
+    its run and trained weights; None: the D2L chapter's ResNet-18) loaded, without entering the event loop. A QApplication must exist.
     ``data_dir`` (an existing folder) is where datasets are kept, as File > Data folder sets.
 
     ``run_store`` (where runs are kept; default the per-user folder) and ``data_loader``
     (how the Train tab loads a recipe's data; default the engine's) serve tests and
     benchmarks."""
+    from resnet_gui.arch.resolve import is_checkpoint_file
     from resnet_gui.qt.shared.datasets import dataset_named
     from resnet_gui.qt.main_window import DEFAULT_PRESET, MainWindow, load_architecture
     from resnet_gui.qt.shared.settings import app_settings
 
     settings = settings if settings is not None else app_settings()
     dataset = dataset_named(settings.value("data/dataset", "", str))
+    checkpoint = arch if arch is not None and is_checkpoint_file(arch) else None
+    if checkpoint is not None:
+        arch = None  # the default network until the checkpoint's replaces it, below
     architecture, path = load_architecture(arch or DEFAULT_PRESET, dataset)  # fails fast
     # Load torch now, on the GUI thread, so the first analysis on the worker does not hold
     # the import lock while the window starts.
@@ -94,6 +98,10 @@ def create_main_window(arch: str | None = None, settings=None, *, run_store=None
     install_lab_tab(window)
     if data_dir is not None:
         window.set_data_folder(str(checked_data_dir(data_dir)))
+    if checkpoint is not None:  # as File > Open: its network, run and trained weights
+        from resnet_gui.qt.checkpoints import open_checkpoint
+
+        open_checkpoint(window, checkpoint, ask=False)
     # torch and Qt leave hundreds of thousands of long-lived objects; a full garbage
     # collection walking them all stalled the window for 0.2-0.6 s while editing. Frozen,
     # they are skipped, and a collection only walks what the editor creates.
@@ -136,9 +144,10 @@ def run_app(arch: str | None = None, screenshot: str | None = None,
         if Path(screenshot).suffix.lower() != ".png":
             raise UserError(f"--screenshot writes a PNG; name the file .png, not {screenshot!r}")
     if arch is not None:  # a bad ARCH is one line on stderr, even where no window could open
-        from resnet_gui.arch.resolve import resolve_architecture
+        from resnet_gui.arch.resolve import is_checkpoint_file, resolve_architecture
 
-        resolve_architecture(arch)
+        if not is_checkpoint_file(arch):  # a checkpoint opens in the window, as File > Open
+            resolve_architecture(arch)
     if data_dir is not None:  # likewise a data folder that is not there
         checked_data_dir(data_dir)
     app = _application()

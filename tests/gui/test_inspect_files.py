@@ -200,3 +200,22 @@ def test_a_file_that_is_not_a_checkpoint_is_one_sentence(qtbot, main_window, tmp
     message = window.statusBar().currentMessage()
     assert "notes.pt" in message and "\n" not in message and "Traceback" not in message
     assert window.document.arch == before and not window.training_tabs.session.list_runs()
+
+
+def test_resnet_gui_checkpoint_opens_the_window_on_its_run_and_weights(
+        qtbot, make_window, cli_checkpoint, tmp_path):
+    from resnet_gui.engine.runs import RunStore
+
+    bundle = tiny_bundle()
+    window = make_window(str(cli_checkpoint), run_store=RunStore(tmp_path / "runs"),
+                         data_loader=lambda _: bundle)  # resnet-gui tiny.pt
+    try:
+        tabs = window.training_tabs
+        assert window.document.arch.stages == tiny_architecture().stages
+        [summary] = tabs.session.list_runs()
+        assert summary.checkpoint == str(cli_checkpoint.resolve()) and summary.epochs_done == 2
+        window.tabs.setCurrentWidget(tabs.inspect)
+        qtbot.waitUntil(lambda: "trained network from tiny.pt" in
+                        tabs.inspect.feature_maps.info_label.text(), timeout=30_000)
+    finally:
+        window.training_tabs.session.shutdown()
