@@ -42,7 +42,8 @@ def _subcommand_parser() -> argparse.ArgumentParser:
         description="Build, analyse, train and inspect residual networks. "
         "With no subcommand, opens the window (optionally with ARCH loaded).",
         epilog="Window: resnet-gui [ARCH] [--data-dir DIR] [--screenshot FILE.png]   "
-        "ARCH is a preset name (see 'resnet-gui presets') or an architecture JSON file.",
+        "ARCH is a preset name (see 'resnet-gui presets'), an architecture JSON file or a "
+        "checkpoint (opened with its run and trained weights).",
     )
     parser.add_argument("--version", action="version", version=f"resnet-gui {__version__}")
     commands = parser.add_subparsers(dest="command", metavar="COMMAND")
@@ -66,7 +67,8 @@ def _window_parser() -> argparse.ArgumentParser:
         description="Open the resnet-gui window. Subcommands: " + ", ".join(SUBCOMMANDS)
         + " (resnet-gui COMMAND --help).",
     )
-    parser.add_argument("arch", nargs="?", help="preset name or architecture JSON file to open")
+    parser.add_argument("arch", nargs="?",
+                        help="preset name, architecture JSON file or checkpoint to open")
     parser.add_argument(
         "--data-dir",
         metavar="DIR",
