@@ -183,3 +183,17 @@ def test_why_did_it_say_that_for_a_gallery_image(qtbot, window):
     assert said.predicted != truth  # the gallery lists wrong predictions
     text = mistakes.info_label.text()
     assert f"says <b>{CLASSES[said.predicted]}</b>" in text and CLASSES[truth] in text
+
+
+def test_a_unit_a_relu_turned_off_says_so_rather_than_showing_black(qtbot, window):
+    inspect = open_inspect(qtbot, window)
+    show_layer(qtbot, inspect, "layer1.0")  # a block's output, after its ReLU
+    maps = np.asarray(inspect.lenses.probe.maps)
+    off = np.argwhere(maps == 0)
+    assert len(off), "the tiny network has no unit at 0 for this image"
+    channel, row, col = (int(v) for v in off[0])
+    click_unit(qtbot, inspect, channel=channel, row=row, col=col)
+    fields = inspect.fields_view
+    qtbot.waitUntil(lambda: fields.heat is not None, timeout=30_000)
+    assert not fields.heat.any()
+    assert "is 0 for this image" in fields.info_label.text()

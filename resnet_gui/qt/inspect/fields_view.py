@@ -117,6 +117,9 @@ class FieldsView(QWidget):
 
     def show_effective(self, heat: np.ndarray, note: str = "") -> None:
         self.heat = np.asarray(heat, np.float32)
+        if not self.heat.any():  # a black square would look like a failure
+            note = (f"{note} This unit is 0 for this image (a ReLU turned it off), so no "
+                    "input pixel changes it: click a brighter unit.").strip()
         self.heat_item.setImage(self.heat, levels=(0.0, 1.0), autoLevels=False,
                                 lut=ERF_COLOURS.getLookupTable(nPts=256))
         self.heat_box.autoRange(padding=0.02)
