@@ -70,6 +70,7 @@ def test_curves_export_as_csv_with_the_runs_epochs(qtbot, window, tmp_path):
 
 def test_every_train_plot_exports_as_png_and_svg(qtbot, window, tmp_path):
     p = trained(qtbot, window, epochs=2)
+    qtbot.waitUntil(lambda: "layer2.0" in p.heatmap.blocks, timeout=10_000)  # samples in
     p.heatmap.refresh()
     for name in PLOTS:
         png, svg = tmp_path / f"{name}.png", tmp_path / f"{name}.svg"
