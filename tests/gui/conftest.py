@@ -3,6 +3,7 @@ without prompting, and no analysis thread left running after a test."""
 
 from __future__ import annotations
 
+import gc
 from pathlib import Path
 
 import pytest
@@ -65,3 +66,14 @@ def make_window(qtbot, isolated_settings):
     for window in windows:
         window.controller.shutdown()
         assert not window.controller.runner.busy or window.controller.runner.wait(0)
+
+
+@pytest.fixture(autouse=True)
+def qt_garbage_collected_in_the_gui_thread():
+    """After each test, collect its windows' reference cycles here, in the GUI thread. Left
+    to a later collection, they can be destroyed in a training worker thread, where a
+    QObject's destructor waits for the GIL while the GUI thread, holding it, waits for Qt's
+    lock: a deadlock (seen once in a clean-clone CI run, py-spy: gc_collect_main in the
+    worker inside QObject::~QObject)."""
+    yield
+    gc.collect()
