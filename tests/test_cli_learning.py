@@ -69,3 +69,27 @@ def test_a_run_that_learned_says_nothing_more(tmp_path, learnable_dir):
     assert done.returncode == 0, done.stderr
     assert "did not learn" not in done.stderr
     assert read_log(log)[-1]["learned"] is True
+
+
+def test_the_plan_clips_gradients_only_where_it_also_picks_the_rate(tmp_path, data_dir):
+    """A network whose early gradients run away at the planned rate (d2l-resnet18 at 96 px)
+    is held back by clipping; a rate or clip the user gave is theirs, and 0 turns it off."""
+    def planned_clip(*options):
+        log = tmp_path / "run.jsonl"
+        done = run_cli("train", "resnet20", "--data-dir", data_dir, "--max-steps", "1",
+                       "--limit-test", "8", "--no-progress", "--overwrite", "--log", log,
+                       *options)
+        assert done.returncode == 0, done.stderr
+        return read_log(log)[0]["recipe"]["grad_clip"]
+
+    assert planned_clip() == 5.0
+    assert planned_clip("--lr", "0.01") == 0.0
+    assert planned_clip("--grad-clip", "2") == 2.0
+
+
+def test_a_clip_of_zero_means_no_clipping_and_the_run_still_learns(tmp_path, learnable_dir):
+    log = tmp_path / "run.jsonl"
+    done = run_cli("train", "fmnist-fast", "--data-dir", learnable_dir, "--epochs", "3",
+                   "--batch-size", "16", "--grad-clip", "0", "--no-progress", "--log", log)
+    assert done.returncode == 0, done.stderr
+    assert read_log(log)[-1]["learned"] is True

@@ -126,7 +126,9 @@ def _add_plan_options(parser: argparse.ArgumentParser) -> None:
     plan.add_argument("--schedule", choices=SCHEDULES)
     plan.add_argument("--warmup-epochs", type=float, metavar="E")
     plan.add_argument("--label-smoothing", type=float, metavar="EPS")
-    plan.add_argument("--grad-clip", type=float, metavar="NORM")
+    plan.add_argument("--grad-clip", type=float, metavar="NORM",
+                      help="clip the gradients' global norm; 0: never (default: 5 where the "
+                      "rate is left to the plan)")
     plan.add_argument("--init", choices=INITS)
     plan.add_argument("--zero-init-last", action=argparse.BooleanOptionalAction, default=None,
                       help="start each residual branch at zero")

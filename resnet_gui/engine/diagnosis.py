@@ -11,7 +11,7 @@ from collections.abc import Mapping
 
 import torch
 
-from resnet_gui.arch.recipe import Recipe
+from resnet_gui.arch.recipe import Recipe, clips_gradients
 
 # Weight decay shrinks every weight by lr * weight_decay per step (SGD adds weight_decay * w to
 # the gradient; AdamW multiplies w by 1 - lr * weight_decay). Usual settings shrink by 1e-5 to
@@ -47,7 +47,7 @@ def divergence_advice(recipe: Recipe, resumed: bool, weights_finite: bool,
         typical = TYPICAL_WEIGHT_DECAY.get(recipe.optimizer, TYPICAL_WEIGHT_DECAY["sgd"])
         return (f"lower the weight decay (it was {_g(decay)}, removing {_g(rate * decay)} of "
                 f"every weight per step; {typical} is usual for {recipe.optimizer})")
-    clip = "" if recipe.grad_clip is not None else ", or clip gradients with --grad-clip 1"
+    clip = "" if clips_gradients(recipe) else ", or clip gradients with --grad-clip 1"
     return f"lower the learning rate (it was {_g(rate)}; try {_g(rate / 10)}){clip}"
 
 

@@ -26,7 +26,7 @@ import torch
 from torch import nn
 
 from resnet_gui.arch.model import Architecture
-from resnet_gui.arch.recipe import Recipe
+from resnet_gui.arch.recipe import Recipe, clips_gradients
 from resnet_gui.arch.serialize import dumps
 from resnet_gui.engine.batchnorm import recompute_statistics, training_batches
 from resnet_gui.engine.checkpoint import damaged, save_checkpoint, unwrap
@@ -380,7 +380,7 @@ class TrainingLoop:
         self.optimizer.zero_grad(set_to_none=True)
         weight = self.world.gradient_weight(len(labels), len(index))
         self.scaler.scale(loss if weight == 1 else loss * weight).backward()
-        if recipe.grad_clip is not None:
+        if clips_gradients(recipe):
             self.scaler.unscale_(self.optimizer)
             nn.utils.clip_grad_norm_(self.model.parameters(), recipe.grad_clip)
         self.scaler.step(self.optimizer)

@@ -36,6 +36,7 @@ import numpy as np
 import torch
 
 from resnet_gui.arch.numbers import finite_or_none
+from resnet_gui.arch.recipe import clips_gradients
 from resnet_gui.engine.blocks import BlockCall, BlockWatch, residual_blocks
 from resnet_gui.engine.events import BlockStats, TelemetryEvent
 
@@ -250,7 +251,7 @@ class BlockTelemetry:
             return
         progress = state.epoch + state.position / max(loop.num_train, 1)
         # Gradients stay multiplied by the loss scale unless clipping unscaled them.
-        scale = loop.scaler.get_scale() if loop.recipe.grad_clip is None else 1.0
+        scale = loop.scaler.get_scale() if not clips_gradients(loop.recipe) else 1.0
         self._sampling = (state.step, progress, scale)
         self._measured.clear()
         self.watch.arm()
