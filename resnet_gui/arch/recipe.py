@@ -55,6 +55,9 @@ class Recipe:
     resize: int | None = None  # square side the images are resized to; None keeps the dataset's
     augment: bool | None = None  # random crop with padding + horizontal flip
     crop_padding: int | None = None  # pixels of the random crop; None: 1/8 of the side, 0: flips only
+    # Test-time flips: the reported test loss and accuracy average the logits of each test
+    # image and its mirror image (worth it where training flipped images too).
+    test_flip: bool = False
     device: str = "auto"
     precision: str = "auto"
     channels_last: bool = True
@@ -210,6 +213,8 @@ def _check_data(recipe: Recipe) -> None:
     _positive_int("resize", recipe.resize, allow_none=True)
     if recipe.resize is not None and recipe.resize > MAX_INPUT_SIZE:
         _fail("resize", f"must be at most {MAX_INPUT_SIZE} pixels, got {recipe.resize}")
+    if not isinstance(recipe.test_flip, bool):
+        _fail("test_flip", f"must be true or false, got {recipe.test_flip!r}")
     if recipe.crop_padding is not None and (
         isinstance(recipe.crop_padding, bool) or not isinstance(recipe.crop_padding, int)
         or recipe.crop_padding < 0

@@ -147,9 +147,11 @@ def evaluate_model(
     batch_size: int = 256,
     autocast: Callable[[], contextlib.AbstractContextManager] = contextlib.nullcontext,
     wrong_kept: int = 64,
+    flip: bool = False,
 ) -> Evaluation:
     """Loss, accuracy, confusion matrix, per-class accuracy and the most confidently wrong
-    images of ``model`` on uint8 ``images`` (prepared batch by batch with ``prepare``)."""
+    images of ``model`` on uint8 ``images`` (prepared batch by batch with ``prepare``); with
+    ``flip``, of the mean logits of each image and its mirror image."""
     count = int(images.shape[0])
     if count == 0:
         empty = np.zeros((num_classes, num_classes), np.int64)
@@ -162,8 +164,9 @@ def evaluate_model(
             batch = prepare(images[start:start + batch_size])
             target = labels[start:start + batch_size].to(device, non_blocking=True)
             with autocast():
-                logits = model(batch)
-            logits = logits.float()
+                logits = model(batch).float()
+                if flip:
+                    logits = (logits + model(batch.flip(3)).float()) / 2
             loss_sum += F.cross_entropy(logits, target, reduction="sum").double()
             probabilities = logits.softmax(dim=1)
             confidence, predicted = probabilities.max(dim=1)

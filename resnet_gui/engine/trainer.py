@@ -356,7 +356,8 @@ class Trainer:
             try:
                 evaluation = evaluate_model(model, images, labels, maker, data.num_classes,
                                             batch_size=min(batch, 1024),
-                                            autocast=placement.autocast)
+                                            autocast=placement.autocast,
+                                            flip=self.recipe.test_flip)
                 break
             except Exception as error:
                 if not is_out_of_memory(error) or batch <= 1:

@@ -6,6 +6,7 @@ import numpy as np
 import pytest
 import torch
 from torch import nn
+from torch.nn import functional as F
 
 from resnet_gui.engine.inspect import evaluate_model, feature_maps, mosaic
 from resnet_gui.engine.model import build_model
@@ -78,3 +79,25 @@ def test_evaluation_counts_every_image_once():
     assert evaluation.per_class_accuracy.tolist() == [0.5, 0.5, 0.5]
     assert evaluation.wrong_indices.tolist() == [3, 5, 4]  # by confidence: 9, 5, 4
     assert evaluation.wrong_predicted.tolist() == [2, 1, 0]
+
+
+def test_test_time_flips_average_each_image_with_its_mirror():
+    """A network that reads only the left column: alone it is right on one image of two;
+    with its mirror image averaged in, the right column's evidence outweighs where it is
+    stronger."""
+    class LeftColumn(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.weight = nn.Parameter(torch.zeros(1))
+
+        def forward(self, x):  # logit of class 1 = left pixel, of class 0 = 0
+            return torch.stack([torch.zeros(x.shape[0]), x[:, 0, 0, 0]], dim=1)
+
+    images = torch.tensor([[[[1.0, -3.0]]], [[[-1.0, 3.0]]]])  # left and right disagree
+    labels = torch.tensor([0, 1])  # the right column is the truth
+    plain = evaluate_model(LeftColumn(), images, labels, lambda x: x, 2)
+    flipped = evaluate_model(LeftColumn(), images, labels, lambda x: x, 2, flip=True)
+    assert plain.accuracy == 0.0 and flipped.accuracy == 1.0
+    # mean logits (0, (1 - 3) / 2) and (0, (-1 + 3) / 2): each right by a margin of 1
+    assert flipped.loss == pytest.approx(float(F.cross_entropy(
+        torch.tensor([[0.0, -1.0], [0.0, 1.0]]), labels)))
