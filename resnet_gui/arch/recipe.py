@@ -58,9 +58,6 @@ class Recipe:
     # Test-time flips: the reported test loss and accuracy average the logits of each test
     # image and its mirror image (worth it where training flipped images too).
     test_flip: bool = False
-    # Progressive resizing: the first epoch trains at this side, each later one a step larger,
-    # the last at the input size (small early epochs are cheap and teach the coarse shapes).
-    resize_start: int | None = None
     device: str = "auto"
     precision: str = "auto"
     channels_last: bool = True
@@ -216,7 +213,6 @@ def _check_data(recipe: Recipe) -> None:
     _positive_int("resize", recipe.resize, allow_none=True)
     if recipe.resize is not None and recipe.resize > MAX_INPUT_SIZE:
         _fail("resize", f"must be at most {MAX_INPUT_SIZE} pixels, got {recipe.resize}")
-    _positive_int("resize_start", recipe.resize_start, allow_none=True)
     if not isinstance(recipe.test_flip, bool):
         _fail("test_flip", f"must be true or false, got {recipe.test_flip!r}")
     if recipe.crop_padding is not None and (
@@ -316,16 +312,6 @@ def plan_for_budget(recipe: Recipe, num_train: int) -> Recipe:
     if recipe.augment is None:
         changes["augment"] = recipe.epochs >= AUTO_AUGMENT_EPOCHS
     return recipe.replace(**changes)
-
-
-def training_side(recipe: Recipe, epoch: int) -> int | None:
-    """The side images are resized to for training in ``epoch`` (0-based): ``resize``,
-    or on the way there from ``resize_start`` in equal steps, reaching it in the last epoch."""
-    full, start = recipe.resize, recipe.resize_start
-    last = recipe.epochs - 1
-    if full is None or start is None or start >= full or epoch >= last:
-        return full
-    return round(start + (full - start) * epoch / last)
 
 
 def is_planned(recipe: Recipe) -> bool:

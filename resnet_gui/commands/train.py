@@ -60,7 +60,7 @@ PLAN_OPTIONS = {
     "weight_decay": "weight_decay", "schedule": "schedule", "warmup_epochs": "warmup_epochs",
     "label_smoothing": "label_smoothing", "grad_clip": "grad_clip", "init": "init",
     "zero_init_last": "zero_init_last", "resize": "resize", "augment": "augment",
-    "crop_padding": "crop_padding", "test_flip": "test_flip", "resize_start": "resize_start",
+    "crop_padding": "crop_padding", "test_flip": "test_flip",
     "limit_train": "limit_train", "limit_test": "limit_test", "seed": "seed",
     "weights": "weights", "freeze": "freeze", "pretrained_lr_scale": "pretrained_lr_scale",
 }
@@ -108,9 +108,6 @@ def _add_data_options(parser: argparse.ArgumentParser) -> None:
                       help="random crop with padding and horizontal flip")
     data.add_argument("--crop-padding", type=int, metavar="P",
                       help="padding of the random crop (0: flips only; default 1/8 of the side)")
-    data.add_argument("--resize-start", type=int, metavar="S",
-                      help="progressive resizing: train the first epoch at SxS, growing to the "
-                      "input size by the last")
     data.add_argument("--test-flip", action=argparse.BooleanOptionalAction, default=None,
                       help="test each image and its mirror image, averaging the two")
     data.add_argument("--limit-train", type=int, metavar="N",

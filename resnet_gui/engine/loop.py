@@ -15,7 +15,6 @@ evaluate); it builds a loop for each :meth:`~resnet_gui.engine.trainer.Trainer.r
 
 from __future__ import annotations
 
-import dataclasses
 import math
 import time
 from collections.abc import Callable
@@ -27,7 +26,7 @@ import torch
 from torch import nn
 
 from resnet_gui.arch.model import Architecture
-from resnet_gui.arch.recipe import Recipe, clips_gradients, training_side
+from resnet_gui.arch.recipe import Recipe, clips_gradients
 from resnet_gui.arch.serialize import dumps
 from resnet_gui.engine.batchnorm import recompute_statistics, training_batches
 from resnet_gui.engine.checkpoint import damaged, save_checkpoint, unwrap
@@ -195,7 +194,6 @@ class TrainingLoop:
         self.maker = self.trainer._maker = BatchMaker.for_bundle(
             self.device_data, self.recipe, self.device, self.channels_last)
         self.augment_device = self.device_data.train_images.device
-        self._small_maker: BatchMaker | None = None
 
     def _set_up_optimizer(self) -> None:
         self.optimizer = make_optimizer(self.model, self.recipe)
@@ -296,16 +294,6 @@ class TrainingLoop:
                 self.end_epoch()
         return self.finish()
 
-    def _training_maker(self) -> BatchMaker:
-        """The batch maker of this epoch: at the input size, or smaller early in a run with
-        progressive resizing (evaluation and batch-norm statistics stay at the input size)."""
-        side = training_side(self.recipe, self.state.epoch)
-        if side == self.maker.resize:
-            return self.maker
-        if self._small_maker is None or self._small_maker.resize != side:
-            self._small_maker = dataclasses.replace(self.maker, resize=side)
-        return self._small_maker
-
     def _epoch_order(self) -> torch.Tensor:
         """This epoch's order of training examples, on the device batches are cut on."""
         if self.state.order is None:
@@ -377,8 +365,7 @@ class TrainingLoop:
         generator = (augment_generator(recipe.seed, state.step, self.augment_device)
                      if recipe.augment else None)
         part = None if self.world.alone else (share.start, len(index))
-        inputs = self._training_maker()(self.device_data.train_images[index[share]], generator,
-                                        part)
+        inputs = self.maker(self.device_data.train_images[index[share]], generator, part)
         progress = state.epoch + state.position / self.num_train
         lr = self.plan.lr(progress) * warmup_after_growth(self.grown, progress)
         set_learning_rate(self.optimizer, lr)

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import itertools
 import math
 import threading
 
@@ -379,37 +378,3 @@ def test_a_failing_torch_compile_falls_back_to_eager_with_a_notice(monkeypatch):
                   data=tiny_data()).run()
     assert end.reason == "completed" and end.step == 6
     assert any("torch.compile failed" in notice for notice in recorder.notices)
-
-
-class InputSides(Callback):
-    """The side of every batch the network sees: (training, side)."""
-
-    def __init__(self, trainer):
-        self.trainer, self.sides = trainer, []
-        trainer.callbacks.append(self)
-
-    def on_train_start(self, event):
-        self.trainer.model.register_forward_pre_hook(
-            lambda module, args: self.sides.append((module.training, args[0].shape[-1])))
-
-    def trained(self):
-        return [side for training, side in self.sides if training]
-
-
-def test_progressive_resizing_trains_small_first_and_tests_at_the_input_size():
-    trainer = Trainer(TINY, recipe(epochs=3, resize_start=4, precise_bn=False), data=tiny_data())
-    seen = InputSides(trainer)
-    trainer.run()
-    # 4 -> 10 px in equal steps, the last epoch at the network's input size
-    assert [side for side, _ in itertools.groupby(seen.trained())] == [4, 7, 10]
-    assert {side for training, side in seen.sides if not training} == {10}
-
-
-def test_a_resumed_run_goes_on_at_the_size_of_its_epoch(tmp_path):
-    path = tmp_path / "run.pt"
-    steady = recipe(epochs=3, resize_start=4, precise_bn=False)
-    Trainer(TINY, steady.replace(max_steps=8), data=tiny_data(), checkpoint_path=path).run()
-    resumed = Trainer(TINY, steady, data=tiny_data(), checkpoint_path=path, resume_from=path)
-    seen = InputSides(resumed)
-    resumed.run()
-    assert seen.trained()[0] == 7 and seen.trained()[-1] == 10  # step 9 of 18: epoch 2
