@@ -44,7 +44,7 @@ INPUT_SIZES = {"preact-resnet18": 32}
 def default_lr(preset: str, limit: int, epochs: int) -> float:
     """The learning rate `train` picks for this cell, as its plan does."""
     base = RECIPE_PRESETS.get(preset, Recipe()).replace(epochs=epochs, limit_train=limit)
-    return plan_for_budget(base, limit).lr
+    return plan_for_budget(base, limit, build_preset(preset)).lr
 
 
 def run_cell(preset: str, limit: int, epochs: int, lr: float | None, data_dir: str
@@ -80,6 +80,9 @@ def main() -> int:
                         help="IMAGESxEPOCHS, comma-separated")
     parser.add_argument("--jobs", type=int, default=2)
     parser.add_argument("--json", help="also write every run here")
+    parser.add_argument("--reuse", metavar="JSON", help="take runs from an earlier --json "
+                        "file instead of repeating them (same preset, budget and rate: runs "
+                        "are single-threaded and seeded, so they repeat exactly)")
     args = parser.parse_args()
     presets = args.presets.split(",")
     budgets = [tuple(int(v) for v in b.split("x")) for b in args.budgets.split(",")]
@@ -91,13 +94,34 @@ def main() -> int:
             lr = default_lr(preset, limit, epochs)
             jobs += [(preset, limit, epochs, None)]
             jobs += [(preset, limit, epochs, lr * factor) for factor in SWEEP]
+    earlier = earlier_runs(args.reuse)
+
+    def result_of(job):
+        preset, limit, epochs, lr = job
+        rate = lr if lr is not None else default_lr(preset, limit, epochs)
+        reused = earlier.get(run_key(preset, limit, epochs, rate))
+        return dict(reused, reused=True) if reused else run_cell(*job, args.data_dir)
+
     with ThreadPoolExecutor(args.jobs) as pool:
-        results = list(pool.map(lambda job: run_cell(*job, args.data_dir), jobs))
+        results = list(pool.map(result_of, jobs))
     runs = [dict(zip(("preset", "limit", "epochs", "swept_lr"), job), **result)
             for job, result in zip(jobs, results)]
     if args.json:
         Path(args.json).write_text(json.dumps(runs, indent=1))
     return report(runs, presets, budgets)
+
+
+def run_key(preset: str, limit: int, epochs: int, lr: float) -> tuple:
+    return preset, limit, epochs, f"{lr:.4g}"
+
+
+def earlier_runs(path: str | None) -> dict[tuple, dict]:
+    if path is None:
+        return {}
+    runs = json.loads(Path(path).read_text())
+    return {run_key(r["preset"], r["limit"], r["epochs"], r["lr"]):
+            {k: r[k] for k in ("accuracy", "learned", "seconds", "batch_size", "lr")}
+            for r in runs if "accuracy" in r}
 
 
 def report(runs: list[dict], presets: list[str], budgets: list[tuple[int, int]]) -> int:

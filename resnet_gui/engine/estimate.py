@@ -67,7 +67,7 @@ def estimate_epoch(arch: Architecture, recipe: Recipe, num_train: int, num_test:
                    ) -> EpochEstimate:
     """Time a few training steps of ``arch`` where ``recipe`` would train it. Raises the same
     one-sentence errors as training would (an input too small, a network too large)."""
-    recipe = plan_for_budget(recipe, num_train)
+    recipe = plan_for_budget(recipe, num_train, arch)
     placement = placement_for(recipe.device, recipe.precision)
     analysis = analyse(arch)
     batch = probe_batch_size(analysis.total_macs, recipe.batch_size)

@@ -118,7 +118,7 @@ class Trainer:
         self.resume_from = Path(resume_from) if resume_from else None
         self.data = data
         if data is not None:
-            self.recipe = plan_for_budget(self.recipe, data.num_train)
+            self.recipe = plan_for_budget(self.recipe, data.num_train, arch)
             self.arch = fit_architecture(arch, data, self.recipe)
         self._model: nn.Module | None = None  # built on first use: see the model property
         self._run_model: nn.Module | None = None
@@ -247,7 +247,7 @@ class Trainer:
         if self.data is None:
             self.data = load_data(self.recipe)
         # Settings left to "auto" are chosen for this run's length (a resumed one has its own).
-        self.recipe = plan_for_budget(self.recipe, self.data.num_train)
+        self.recipe = plan_for_budget(self.recipe, self.data.num_train, self.arch)
         if self.data.notice:
             self.notice(self.data.notice)
         arch = fit_architecture(self.arch, self.data, self.recipe)

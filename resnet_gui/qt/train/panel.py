@@ -253,7 +253,8 @@ class TrainingPanel(QWidget):
             self._show_estimate(None, str(problem), quiet=True)
             return
         counts = known_counts(recipe, self.session.loaded_data(recipe))
-        planned = plan_for_budget(recipe, counts.num_train) if counts.num_train else None
+        planned = (plan_for_budget(recipe, counts.num_train, arch) if counts.num_train
+                   else None)
         self.form.show_plan(planned, image_size_text(counts.stored_size, arch.input_size))
         if not counts.num_train:
             self.estimate_label.setText("The time per epoch is estimated once the folder's "
