@@ -15,6 +15,7 @@ evaluate); it builds a loop for each :meth:`~resnet_gui.engine.trainer.Trainer.r
 
 from __future__ import annotations
 
+import contextlib
 import math
 import time
 from collections.abc import Callable
@@ -60,6 +61,7 @@ from resnet_gui.engine.schedule import (
     set_learning_rate,
     steps_in_epoch,
 )
+from resnet_gui.engine.tiny_maps import matmul_for_tiny_maps
 from resnet_gui.engine.trained import PREPROCESSING_KEY, Preprocessing
 from resnet_gui.engine.verdict import RunOutcome, Verdict, chance_accuracy, judge
 from resnet_gui.engine.weights import prepare_for_training
@@ -288,11 +290,18 @@ class TrainingLoop:
 
     def run(self) -> TrainEnd:
         self.trainer.emit("on_train_start", start_event(self))
-        while self.state.epoch < self.recipe.epochs and self.reason == "completed":
-            self.train_epoch()
-            if self.reason == "completed":
-                self.end_epoch()
+        with self._cpu_kernels():
+            while self.state.epoch < self.recipe.epochs and self.reason == "completed":
+                self.train_epoch()
+                if self.reason == "completed":
+                    self.end_epoch()
         return self.finish()
+
+    def _cpu_kernels(self) -> contextlib.AbstractContextManager:
+        """On the CPU, 3x3 convolutions over tiny maps as matrix products (see tiny_maps)."""
+        if self.device.type != "cpu" or self.recipe.compile:
+            return contextlib.nullcontext()
+        return matmul_for_tiny_maps(self.model)
 
     def _epoch_order(self) -> torch.Tensor:
         """This epoch's order of training examples, on the device batches are cut on."""
