@@ -15,10 +15,12 @@ from resnet_gui.engine.trainer import Trainer
 from tests.engine.test_trainer import one_thread, recipe, tiny_data  # noqa: F401
 
 
-@pytest.mark.parametrize("side", [1, 2, 3, 4])
+@pytest.mark.parametrize("side, stride", [(1, 1), (2, 1), (3, 1), (4, 1), (5, 2), (6, 2),
+                                          (7, 2)])
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("channels_last", [False, True])
-def test_the_matrix_product_is_the_convolution_with_its_gradients(side, bias, channels_last):
+def test_the_matrix_product_is_the_convolution_with_its_gradients(side, stride, bias,
+                                                                  channels_last):
     torch.manual_seed(side)
     x = torch.randn(5, 6, side, side, dtype=torch.float64)
     if channels_last:
@@ -26,8 +28,8 @@ def test_the_matrix_product_is_the_convolution_with_its_gradients(side, bias, ch
     x.requires_grad_()
     weight = torch.randn(7, 6, 3, 3, dtype=torch.float64, requires_grad=True)
     b = torch.randn(7, dtype=torch.float64, requires_grad=True) if bias else None
-    expected = F.conv2d(x, weight, b, padding=1)
-    got = conv3x3_as_matmul(x, weight, b)
+    expected = F.conv2d(x, weight, b, stride=stride, padding=1)
+    got = conv3x3_as_matmul(x, weight, b, stride)
     torch.testing.assert_close(got, expected)
     upstream = torch.randn_like(expected)
     wanted = torch.autograd.grad(expected, [x, weight] + ([b] if bias else []), upstream)
@@ -52,7 +54,7 @@ def test_a_network_computes_the_same_inside_and_its_own_forward_is_back_after():
         with matmul_for_tiny_maps(model) as count:
             fast = model(x)
     assert count == sum(isinstance(m, nn.Conv2d) and m.kernel_size == (3, 3)
-                        and m.stride == (1, 1) for m in model.modules())
+                        for m in model.modules())
     torch.testing.assert_close(fast, plain, rtol=1e-5, atol=1e-5)
     assert all("forward" not in vars(module) for module in model.modules())
 
@@ -64,5 +66,5 @@ def test_training_on_the_cpu_takes_the_matrix_product_for_tiny_maps(monkeypatch)
                         lambda *args: calls.append(args[0].shape[-1]) or original(*args))
     trainer = Trainer(SMALL, recipe(epochs=1), data=tiny_data())
     end = trainer.run()
-    assert end.reason == "completed" and calls and set(calls) == {3}
+    assert end.reason == "completed" and calls and set(calls) == {3, 5}  # strided from 5x5
     assert all("forward" not in vars(module) for module in trainer.model.modules())
