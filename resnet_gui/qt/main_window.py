@@ -33,6 +33,7 @@ from resnet_gui.qt import checkpoints, files
 from resnet_gui.qt.build.actions import BuildActions
 from resnet_gui.qt.build.tab import BuildTab
 from resnet_gui.qt.export import Exports
+from resnet_gui.qt.shared.collector import GuiThreadCollector
 from resnet_gui.qt.shared import formatting
 from resnet_gui.qt.shared.datasets import DEFAULT_DATASET, DatasetChoice, dataset_named
 from resnet_gui.qt.shared.field_undo import FieldUndo
@@ -76,6 +77,7 @@ class MainWindow(QMainWindow):
         self.settings = settings if settings is not None else app_settings()
         self.document = Document(arch, path)
         self._frozen_after_first_analysis = False
+        self._collector = GuiThreadCollector(self)
         self.quiet_errors = False  # tests: report errors in the status bar only, no dialogs
         self.setWindowIcon(icon("app"))
         self.setDocumentMode(True)
