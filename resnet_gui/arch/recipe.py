@@ -289,8 +289,8 @@ AUTO_ADAMW_LR = 0.003
 AUTO_GRAD_CLIP = 5.0
 # A max-pooled head hands the classifier features about 3x larger than an average-pooled one
 # (d2l-resnet18 at initialisation: RMS 3.3 against 1.2), and the classifier's stable step
-# shrinks with their square: SGD's planned rate is a third (d2l-resnet18, 10,000 x 3: 88.4 %
-# at the third against 83.7 % at the full rate; 2,000 x 2: 82.1 % against 82.2 %).
+# shrinks with their square: SGD's planned rate is a third (d2l-resnet18, 10,000 x 3: 88.8 %
+# at the third against 85.3 % at the full rate; docs/benchmarks.md, section 11).
 AUTO_MAX_POOL_HEAD_LR_SCALE = 1 / 3
 AUTO_PRECISE_BN_STEPS = 2000  # shorter plans recompute batch-norm statistics to evaluate
 AUTO_AUGMENT_EPOCHS = 15  # crops and flips pay off only over longer plans
