@@ -4,6 +4,7 @@ list, reopened runs, and loss plots that one diverged run cannot flatten."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import time
 
@@ -283,3 +284,18 @@ def test_the_legend_is_outside_the_plots_and_readable(qtbot, window, store):
         assert not shown.intersects(box), name
     assert legend.font().pointSizeF() >= window.font().pointSizeF()
     assert legend.height() >= legend.fontMetrics().height()  # not squeezed out of sight
+
+
+def test_the_auto_rate_follows_the_head_of_the_network_being_built(qtbot, window):
+    """A max-pooled head (as d2l-resnet18 has) gets a third of SGD's planned rate, and the
+    form says so as soon as the head changes in Build."""
+    form = panel(window).form
+    form.optimizer_combo.setCurrentIndex(form.optimizer_combo.findData("sgd"))
+    form.batch_spin.setValue(0)
+    form.lr_spin.setValue(0)
+    form.subset_spin.setValue(2000)
+    form.epochs_spin.setValue(2)
+    qtbot.waitUntil(lambda: form.lr_spin.text() == "auto (0.05)")
+    arch = window.document.arch
+    window.document.apply(arch.replace(head=dataclasses.replace(arch.head, pool="max")), "head")
+    qtbot.waitUntil(lambda: form.lr_spin.text() == "auto (0.01667)")
