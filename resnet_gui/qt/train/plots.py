@@ -25,6 +25,7 @@ from PySide6.QtWidgets import (
 
 from resnet_gui.engine.events import EpochEnd, StepEnd
 from resnet_gui.engine.runs import RunLog
+from resnet_gui.qt.shared.plot_items import ReadableAxis
 from resnet_gui.qt.train.plot_legend import PlotLegend
 from resnet_gui.qt.train.plot_ranges import (
     LossScale,
@@ -205,7 +206,7 @@ class _PlotWidget(pg.PlotWidget):
 
 
 def _make_plot(name: str, title: str, y_label: str) -> pg.PlotWidget:
-    widget = _PlotWidget(background="w")
+    widget = _PlotWidget(background="w", axisItems={"left": ReadableAxis("left")})
     widget.setObjectName(name)
     item = widget.getPlotItem()
     item.setTitle(title, color="#333", size="10pt")
