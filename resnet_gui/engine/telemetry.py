@@ -251,7 +251,7 @@ class BlockTelemetry:
             return
         progress = state.epoch + state.position / max(loop.num_train, 1)
         # Gradients stay multiplied by the loss scale unless clipping unscaled them.
-        scale = loop.scaler.get_scale() if not clips_gradients(loop.recipe) else 1.0
+        scale = 1.0 if clips_gradients(loop.recipe) else loop.scaler.get_scale()
         self._sampling = (state.step, progress, scale)
         self._measured.clear()
         self.watch.arm()

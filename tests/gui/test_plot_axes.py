@@ -6,7 +6,7 @@ import pytest
 from PySide6.QtGui import QFontMetricsF
 from training_support import panel, store, window  # noqa: F401 (fixtures)
 
-from resnet_gui.qt.shared.plot_items import ReadableAxis
+from resnet_gui.qt.train.plot_axis import ReadableAxis
 
 
 @pytest.mark.parametrize("low, high", [(0.0, 1.0), (0.0, 0.06), (0.0, 25_000.0)])

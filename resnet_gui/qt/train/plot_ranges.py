@@ -19,12 +19,17 @@ START_STEPS = 10  # the first reported training losses tell where a run started
 MIN_LOG_SPAN = 4.0  # the log-scale loss axis spans at least this factor (labels 1, 2, 3 ...)
 
 
-def nice_ceiling(value: float) -> float:
-    """The smallest of 1, 1.5, 2, 2.5, 3, 4, 5, 6, 8 times a power of ten >= value (> 0)."""
+AXIS_TOP_STEPS = (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0)
+TICK_STEPS = (1.0, 2.0, 5.0, 10.0)
+
+
+def nice_ceiling(value: float, steps: Sequence[float] = AXIS_TOP_STEPS) -> float:
+    """The smallest of ``steps`` (1, 1.5, 2, 2.5, 3, 4, 5, 6, 8) times a power of ten >=
+    value (> 0)."""
     if not value > 0 or not math.isfinite(value):
         return 1.0
     power = 10.0 ** math.floor(math.log10(value))
-    for step in (1.0, 1.5, 2.0, 2.5, 3.0, 4.0, 5.0, 6.0, 8.0, 10.0):
+    for step in steps:
         if step * power >= value * (1 - 1e-9):
             return step * power
     return 10.0 * power

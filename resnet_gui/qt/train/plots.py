@@ -25,7 +25,7 @@ from PySide6.QtWidgets import (
 
 from resnet_gui.engine.events import EpochEnd, StepEnd
 from resnet_gui.engine.runs import RunLog
-from resnet_gui.qt.shared.plot_items import ReadableAxis
+from resnet_gui.qt.train.plot_axis import ReadableAxis
 from resnet_gui.qt.train.plot_legend import PlotLegend
 from resnet_gui.qt.train.plot_ranges import (
     LossScale,
