@@ -24,3 +24,10 @@ def test_the_train_tab_plots_use_the_readable_axis(qtbot, window):
     plots = panel(window).plots
     for plot in (plots.lr_plot, plots.loss_plot, plots.accuracy_plot, plots.speed_plot):
         assert isinstance(plot.getPlotItem().getAxis("left"), ReadableAxis)
+
+
+@pytest.mark.parametrize("high", [0.06, 1.0, 4.0, 300.0, 25_000.0])
+def test_a_short_axis_still_shows_its_scale(qtbot, high):
+    """Seen under Xvfb: the training-speed axis, 40 pixels tall, showed a lone "0"."""
+    spacing = ReadableAxis("left").tickSpacing(0.0, high, 40)[0][0]
+    assert 2 <= int(high // spacing) + 1 <= 3

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pyqtgraph as pg
 from PySide6.QtGui import QFontMetricsF
 
-from resnet_gui.qt.train.plot_ranges import TICK_STEPS, nice_ceiling
+from resnet_gui.qt.train.plot_ranges import TICK_STEPS, nice_ceiling, nice_floor
 
 
 class ReadableAxis(pg.AxisItem):
@@ -21,7 +21,11 @@ class ReadableAxis(pg.AxisItem):
         room = max(1, int(size // (self.LINES_PER_LABEL * self._line_height())))
         if abs(maxVal - minVal) / levels[0][0] <= room:
             return levels
-        return [(nice_ceiling(abs(maxVal - minVal) / room, TICK_STEPS), 0)]  # majors only
+        span = abs(maxVal - minVal)
+        step = nice_ceiling(span / room, TICK_STEPS)
+        if step > span:  # a lone "0" would say nothing of the scale: keep a second label
+            step = nice_floor(span)
+        return [(step, 0)]  # major ticks only
 
     def _line_height(self) -> float:
         font = self.style.get("tickFont") or self.font()
