@@ -366,8 +366,11 @@ class ResNet(nn.Module):
         for _, block in self.blocks():
             block.zero_init_last()
 
+    def stem(self, x: torch.Tensor) -> torch.Tensor:
+        return self.maxpool(self.relu(self.bn1(self.conv1(x))))
+
     def forward_features(self, x: torch.Tensor) -> torch.Tensor:
-        x = self.maxpool(self.relu(self.bn1(self.conv1(x))))
+        x = self.stem(x)
         for name in self.stage_names:
             x = getattr(self, name)(x)
         return self.final_relu(self.final_bn(x))
