@@ -44,8 +44,8 @@ def assert_picture(path, min_width=300, min_height=150):
     image = QImage(str(path))
     assert not image.isNull(), f"{path} is not a readable image"
     assert image.width() >= min_width and image.height() >= min_height
-    pixels = np.frombuffer(image.convertToFormat(QImage.Format.Format_RGB32).constBits(),
-                           np.uint32)
+    rgb = image.convertToFormat(QImage.Format.Format_RGB32)  # kept: the array reads its bits
+    pixels = np.frombuffer(rgb.constBits(), np.uint32).copy()
     assert len(np.unique(pixels)) > 10  # axes, labels and curves, not a blank page
 
 
