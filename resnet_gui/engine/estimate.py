@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -24,7 +25,12 @@ from resnet_gui.engine.model import build_model
 
 PROBE_FLOP_BUDGET = 2e10  # floating-point work of one probe step (~0.2 s on a laptop core)
 PROBE_MAX_BATCH = 32
-PROBE_SECONDS = 1.5  # timed steps stop after this long (after at least one)
+PROBE_STEPS = 3  # timed steps at least
+PROBE_SECONDS = 6.0  # timed steps stop after this long, even while they still disagree
+STEADY = 1.2  # two steps within 20 % of the fastest: nothing else is slowing the probe
+# A CPU probe whose wall clock ran this much past its thread's CPU time waited for the GIL or
+# a core: on a quiet machine the two agree (within a few per cent).
+DISTURBED = 1.5
 EVAL_SHARE = 1 / 3  # a test image costs a forward pass: about a third of a training step
 SLOW_EPOCH_SECONDS = 600.0  # an epoch slower than this deserves a warning before Start
 
@@ -36,6 +42,7 @@ class EpochEstimate:
     device: str
     precision: str
     probe_batch: int
+    disturbed: bool = False  # other work slowed the probe: worth measuring again
 
     @property
     def slow(self) -> bool:
@@ -74,14 +81,16 @@ def estimate_epoch(arch: Architecture, recipe: Recipe, num_train: int, num_test:
     require_memory_to_train(analysis, batch, placement.device, placement.precision)
     configure_backends(placement.device)
     with torch.random.fork_rng(devices=[]):
-        per_image = _seconds_per_image(build_model(arch), arch, placement, batch,
-                                       recipe.channels_last)
+        per_image, disturbed = _seconds_per_image(build_model(arch), arch, placement, batch,
+                                                  recipe.channels_last)
     seconds = per_image * (num_train + EVAL_SHARE * num_test)
-    return EpochEstimate(seconds, per_image, str(placement.device), placement.precision, batch)
+    return EpochEstimate(seconds, per_image, str(placement.device), placement.precision, batch,
+                         disturbed)
 
 
 def _seconds_per_image(model: nn.Module, arch: Architecture, placement, batch: int,
-                       channels_last: bool) -> float:
+                       channels_last: bool) -> tuple[float, bool]:
+    """Seconds per training image, and whether other work slowed the probe."""
     device = placement.device
     memory_format = torch.channels_last if channels_last else torch.preserve_format
     model = model.to(device=device, memory_format=memory_format).train()
@@ -100,9 +109,32 @@ def _seconds_per_image(model: nn.Module, arch: Architecture, placement, batch: i
 
     step()  # allocation, autotuning and first-call costs are not an epoch's
     synchronize(device)
-    started, steps = time.perf_counter(), 0
-    while steps < 3 and (steps == 0 or time.perf_counter() - started < PROBE_SECONDS):
+    # On the CPU, the probing thread's own CPU time: the window's threads hold the GIL for
+    # seconds as it opens (imports, its first analysis), and the wall clock counted those
+    # waits (steps of 1.0-1.7 s against 0.16 s a moment later: "8 min per epoch: slow" for a
+    # run of 80 s). That still counts a busy machine's cost, so a probe whose wall clock ran
+    # well past its CPU time says it was disturbed. An accelerator's work is not the thread's.
+    if device.type != "cpu":
+        return fastest_step(lambda: (step(), synchronize(device))) / batch, False
+    wall, cpu = time.perf_counter(), time.thread_time()
+    fastest = fastest_step(step, time.thread_time)
+    wall, cpu = time.perf_counter() - wall, time.thread_time() - cpu
+    return fastest / batch, wall > DISTURBED * cpu
+
+
+def fastest_step(step: Callable[[], object],
+                 clock: Callable[[], float] = time.perf_counter) -> float:
+    """Seconds of the fastest of a few timed calls of ``step``. Whatever else runs on the
+    machine only ever slows a step, so steps go on until two agree with the fastest, within
+    the time allowed."""
+    times: list[float] = []
+    started = time.perf_counter()
+    while True:
+        begun = clock()
         step()
-        synchronize(device)
-        steps += 1
-    return (time.perf_counter() - started) / (steps * batch)
+        times.append(clock() - begun)
+        fastest = min(times)
+        agreeing = sum(seconds <= STEADY * fastest for seconds in times)
+        if (len(times) >= PROBE_STEPS and agreeing >= 2) or \
+                time.perf_counter() - started > PROBE_SECONDS:
+            return fastest

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+
 import pytest
 
 from resnet_gui.arch.presets import build_preset
@@ -9,6 +11,7 @@ from resnet_gui.arch.recipe import Recipe
 from resnet_gui.engine.estimate import (
     SLOW_EPOCH_SECONDS,
     estimate_epoch,
+    fastest_step,
     format_duration,
     probe_batch_size,
 )
@@ -48,3 +51,23 @@ def test_a_network_too_large_for_the_machine_is_one_sentence_before_any_probe(mo
 @pytest.mark.parametrize("seconds, text", [(5, "5 s"), (300, "5 min"), (5400, "1.5 h")])
 def test_durations_read_as_a_person_would_say_them(seconds, text):
     assert format_duration(seconds) == text
+
+
+def test_a_probe_slowed_by_other_work_goes_on_until_its_steps_agree():
+    """The window opening (its analysis process starting) slowed a probe's first steps
+    tenfold; the estimate is the network's own speed once two steps agree."""
+    delays = iter([0.2, 0.3, 0.15, 0.06, 0.062, 1.0])
+    calls = []
+
+    def step():
+        calls.append(next(delays))
+        time.sleep(calls[-1])
+
+    assert fastest_step(step) == pytest.approx(0.06, abs=0.01)
+    assert calls == [0.2, 0.3, 0.15, 0.06, 0.062]  # stopped once two steps agreed
+
+
+def test_a_steady_machine_probes_three_steps():
+    calls = []
+    assert fastest_step(lambda: calls.append(time.sleep(0.1))) == pytest.approx(0.1, abs=0.015)
+    assert len(calls) == 3

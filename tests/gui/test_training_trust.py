@@ -9,6 +9,7 @@ import json
 import time
 
 import pytest
+from PySide6.QtCore import Qt
 from PySide6.QtWidgets import QWidget
 from training_support import (  # noqa: F401 (fixtures)
     no_training_thread_left,
@@ -131,6 +132,30 @@ def test_the_estimate_comes_before_start_debounced_and_amber_when_slow(qtbot, wi
     p.form.subset_spin.setValue(30_000)
     qtbot.waitUntil(lambda: "1.9 h per epoch" in p.estimate_label.text())
     assert len(calls) == 1
+
+
+def test_a_probe_disturbed_by_other_work_is_measured_again_and_the_fastest_shown(qtbot,
+                                                                                window):
+    """As the window opens, its imports and first analysis slowed a probe tenfold; the
+    estimate shown is that of the undisturbed probe that follows."""
+    p = panel(window)
+    qtbot.waitUntil(lambda: not p.estimator.busy, timeout=30_000)
+    measured = iter([(0.05, True), (0.08, True), (0.005, False)])
+    calls, shown = [], []
+
+    def estimate(arch, recipe, num_train, num_test):
+        calls.append(num_train)
+        per_image, disturbed = next(measured)
+        return EpochEstimate(per_image * (num_train + num_test / 3), per_image, "cpu", "fp32",
+                             8, disturbed)
+
+    p.estimator.estimate = estimate
+    p.estimator.estimated.connect(lambda estimate, _problem: shown.append(estimate))
+    sized(window, 18)
+    qtbot.waitUntil(lambda: len(calls) == 3 and not p.estimator.busy, timeout=15_000)
+    assert [e.seconds_per_image for e in shown] == [0.005]  # the disturbed ones never shown
+    assert "5 min per epoch" in p.estimate_label.text()  # 60,000 + 10,000 / 3 images
+    assert "slow" not in p.estimate_label.text()
 
 
 def test_no_estimate_runs_while_a_run_is_live(qtbot, window):
@@ -299,3 +324,27 @@ def test_the_auto_rate_follows_the_head_of_the_network_being_built(qtbot, window
     arch = window.document.arch
     window.document.apply(arch.replace(head=dataclasses.replace(arch.head, pool="max")), "head")
     qtbot.waitUntil(lambda: form.lr_spin.text() == "auto (0.01667)")
+
+
+def test_gradient_clipping_shows_what_auto_chooses_and_takes_off_or_a_limit(qtbot, window):
+    """Auto clips at 5 while the rate is auto too and not once the user sets a rate; "off"
+    and a typed limit reach the recipe, and a stored recipe shows its own."""
+    form = panel(window).form
+    form.lr_spin.setValue(0)
+    form.clip_spin.show_clip(None)
+    qtbot.waitUntil(lambda: form.clip_spin.text() == "auto (5)")
+    assert form.recipe().grad_clip is None
+    form.lr_spin.setValue(0.02)
+    qtbot.waitUntil(lambda: form.clip_spin.text() == "auto (off)")
+
+    form.clip_spin.lineEdit().selectAll()
+    qtbot.keyClicks(form.clip_spin, "off")
+    qtbot.keyClick(form.clip_spin, Qt.Key.Key_Return)
+    assert form.clip_spin.text() == "off" and form.recipe().grad_clip == 0.0
+    form.clip_spin.lineEdit().selectAll()
+    qtbot.keyClicks(form.clip_spin, "2.5")
+    qtbot.keyClick(form.clip_spin, Qt.Key.Key_Return)
+    assert form.recipe().grad_clip == 2.5
+
+    form.set_recipe(form.recipe().replace(grad_clip=None))
+    assert form.clip_spin.text().startswith("auto") and form.recipe().grad_clip is None

@@ -13,6 +13,7 @@ import os
 from typing import Any
 
 from PySide6.QtCore import Qt, Signal
+from PySide6.QtGui import QValidator
 from PySide6.QtWidgets import (
     QComboBox,
     QDoubleSpinBox,
@@ -29,7 +30,13 @@ from PySide6.QtWidgets import (
 )
 
 from resnet_gui.arch.datasets import DATASETS, FOLDER_PREFIX
-from resnet_gui.arch.recipe import CHAPTER_RECIPE, RECIPE_PRESETS, Recipe, validate_recipe
+from resnet_gui.arch.recipe import (
+    AUTO_GRAD_CLIP,
+    CHAPTER_RECIPE,
+    RECIPE_PRESETS,
+    Recipe,
+    validate_recipe,
+)
 from resnet_gui.qt.shared.process_worker import THIS_PROCESS, ProcessChoice, process_choices
 from resnet_gui.qt.train.start_from import StartFromFields
 
@@ -106,6 +113,39 @@ def _select(combo: QComboBox, value: Any) -> None:
         combo.addItem(str(value), value)
         index = combo.count() - 1
     combo.setCurrentIndex(index)
+
+
+class ClipSpinBox(QDoubleSpinBox):
+    """The gradients' norm limit: its minimum (-1) is "auto", 0 is "off"."""
+
+    AUTO, OFF = -1.0, 0.0
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.setRange(self.AUTO, 1000.0)
+        self.setDecimals(2)
+        self.setSingleStep(1.0)
+        self.setSpecialValueText("auto")
+
+    def textFromValue(self, value: float) -> str:  # noqa: N802 (Qt naming)
+        return "off" if value == self.OFF else super().textFromValue(value)
+
+    def valueFromText(self, text: str) -> float:  # noqa: N802 (Qt naming)
+        return self.OFF if text.strip().lower() == "off" else super().valueFromText(text)
+
+    def validate(self, text: str, position: int):
+        typed = text.strip().lower()
+        if typed and "off".startswith(typed):  # typing "off"
+            state = QValidator.State.Acceptable if typed == "off" else QValidator.State.Intermediate
+            return state, text, position
+        return super().validate(text, position)
+
+    def clip(self) -> float | None:
+        """The recipe's ``grad_clip``: None for auto."""
+        return None if self.value() < self.OFF else float(self.value())
+
+    def show_clip(self, clip: float | None) -> None:
+        self.setValue(self.AUTO if clip is None else clip)
 
 
 def _starting_weights(recipe: Recipe) -> dict[str, Any]:
@@ -186,6 +226,12 @@ class RecipeForm(QWidget):
         self.lr_spin.setSingleStep(0.01)
         self.lr_spin.setToolTip("Peak learning rate; 'auto' chooses it for the optimizer and "
                                 "the batch size")
+        self.clip_spin = ClipSpinBox()
+        self.clip_spin.setObjectName("gradClipSpin")
+        self.clip_spin.setToolTip(
+            "Largest norm of all gradients together, clipped each step; 'auto' clips at "
+            f"{AUTO_GRAD_CLIP:g} when the learning rate is auto too (an untrained network's "
+            "first steps stay bounded), and not when you set the rate; 'off' never clips")
         self.momentum_spin = QDoubleSpinBox()
         self.momentum_spin.setObjectName("momentumSpin")
         self.momentum_spin.setRange(0.0, 0.999)
@@ -254,6 +300,7 @@ class RecipeForm(QWidget):
         form.addRow("Batch size", self.batch_spin)
         form.addRow("Optimizer", self.optimizer_combo)
         form.addRow("Learning rate", self.lr_spin)
+        form.addRow("Gradient clip", self.clip_spin)
         form.addRow("Momentum", self.momentum_spin)
         form.addRow("Weight decay", self.weight_decay_spin)
         form.addRow("Schedule", self.schedule_combo)
@@ -280,8 +327,8 @@ class RecipeForm(QWidget):
         """Every field's change is one ``changed`` signal."""
         for widget in (self.subset_spin, self.epochs_spin, self.batch_spin, self.seed_spin):
             widget.valueChanged.connect(self._edited)
-        for widget in (self.lr_spin, self.momentum_spin, self.weight_decay_spin,
-                       self.warmup_spin):
+        for widget in (self.lr_spin, self.clip_spin, self.momentum_spin,
+                       self.weight_decay_spin, self.warmup_spin):
             widget.valueChanged.connect(self._edited)
         for widget in (self.dataset_combo, self.optimizer_combo, self.schedule_combo,
                        self.augment_combo, self.precise_bn_combo, self.init_combo,
@@ -314,6 +361,7 @@ class RecipeForm(QWidget):
             self.batch_spin.setValue(recipe.batch_size or 0)
             _select(self.optimizer_combo, recipe.optimizer)
             self.lr_spin.setValue(recipe.lr or 0.0)
+            self.clip_spin.show_clip(recipe.grad_clip)
             self.momentum_spin.setValue(recipe.momentum)
             self.weight_decay_spin.setValue(recipe.weight_decay)
             _select(self.schedule_combo, recipe.schedule)
@@ -353,6 +401,7 @@ class RecipeForm(QWidget):
             batch_size=self.batch_spin.value() or None,
             optimizer=self.optimizer_combo.currentData(),
             lr=float(self.lr_spin.value()) or None,
+            grad_clip=self.clip_spin.clip(),
             momentum=float(self.momentum_spin.value()),
             weight_decay=float(self.weight_decay_spin.value()),
             schedule=self.schedule_combo.currentData(),
@@ -387,11 +436,13 @@ class RecipeForm(QWidget):
         setting chosen, None when the run's length is not known yet) and the images' size."""
         self.image_size_label.setText(image_size_text)
         if planned is None:
-            batch, lr = "auto", "auto"
+            batch, lr, clip = "auto", "auto", "auto"
         else:
             batch, lr = f"auto ({planned.batch_size})", f"auto ({planned.lr:.4g})"
+            clip = f"auto ({planned.grad_clip:g})" if planned.grad_clip else "auto (off)"
         self.batch_spin.setSpecialValueText(batch)
         self.lr_spin.setSpecialValueText(lr)
+        self.clip_spin.setSpecialValueText(clip)
         for combo, value in ((self.augment_combo, planned and planned.augment),
                              (self.precise_bn_combo, planned and planned.precise_bn)):
             combo.setItemText(combo.findData(None), _auto_text(
