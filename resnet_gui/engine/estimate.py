@@ -26,7 +26,7 @@ from resnet_gui.engine.model import build_model
 PROBE_FLOP_BUDGET = 2e10  # floating-point work of one probe step (~0.2 s on a laptop core)
 PROBE_MAX_BATCH = 32
 PROBE_STEPS = 3  # timed steps at least
-PROBE_SECONDS = 6.0  # timed steps stop after this long, even while they still disagree
+PROBE_SECONDS = 3.0  # timed steps stop after this long, even while they still disagree
 STEADY = 1.2  # two steps within 20 % of the fastest: nothing else is slowing the probe
 # A CPU probe whose wall clock ran this much past its thread's CPU time waited for the GIL or
 # a core: on a quiet machine the two agree (within a few per cent).

@@ -25,6 +25,8 @@ DEBOUNCE_MS = 700  # a spin box being stepped is one estimate, once it rests
 # measured again after a pause, at most this often, and the fastest measurement counts.
 REPROBE_MS = 1500
 MAX_REPROBES = 3
+# A disturbed probe can only have made the epoch look longer: under a minute, it stands.
+REPROBE_OVER_SECONDS = 60.0
 
 
 def _engine_estimate(arch: Architecture, recipe: Recipe, num_train: int, num_test: int) -> Any:
@@ -157,8 +159,8 @@ class EpochEstimator(QObject):
         return self._rescaled(best, wanted[2], wanted[3])
 
     def _worth_measuring_again(self, key: tuple, estimate: Any) -> bool:
-        return getattr(estimate, "disturbed", False) and \
-            self._reprobes.get(key, 0) < MAX_REPROBES
+        return (getattr(estimate, "disturbed", False) and estimate.seconds > REPROBE_OVER_SECONDS
+                and self._reprobes.get(key, 0) < MAX_REPROBES)
 
     def _measure_again(self, key: tuple, wanted: tuple) -> bool:
         if not self._worth_measuring_again(key, self._cache[key]):
