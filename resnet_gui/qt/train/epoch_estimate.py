@@ -159,7 +159,7 @@ class EpochEstimator(QObject):
         return self._rescaled(best, wanted[2], wanted[3])
 
     def _worth_measuring_again(self, key: tuple, estimate: Any) -> bool:
-        return (getattr(estimate, "disturbed", False) and estimate.seconds > REPROBE_OVER_SECONDS
+        return (estimate.disturbed and estimate.seconds > REPROBE_OVER_SECONDS
                 and self._reprobes.get(key, 0) < MAX_REPROBES)
 
     def _measure_again(self, key: tuple, wanted: tuple) -> bool:

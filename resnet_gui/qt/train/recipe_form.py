@@ -35,6 +35,7 @@ from resnet_gui.arch.recipe import (
     CHAPTER_RECIPE,
     RECIPE_PRESETS,
     Recipe,
+    clips_gradients,
     validate_recipe,
 )
 from resnet_gui.qt.shared.process_worker import THIS_PROCESS, ProcessChoice, process_choices
@@ -439,7 +440,7 @@ class RecipeForm(QWidget):
             batch, lr, clip = "auto", "auto", "auto"
         else:
             batch, lr = f"auto ({planned.batch_size})", f"auto ({planned.lr:.4g})"
-            clip = f"auto ({planned.grad_clip:g})" if planned.grad_clip else "auto (off)"
+            clip = f"auto ({planned.grad_clip:g})" if clips_gradients(planned) else "auto (off)"
         self.batch_spin.setSpecialValueText(batch)
         self.lr_spin.setSpecialValueText(lr)
         self.clip_spin.setSpecialValueText(clip)
