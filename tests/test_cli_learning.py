@@ -93,3 +93,15 @@ def test_a_clip_of_zero_means_no_clipping_and_the_run_still_learns(tmp_path, lea
                    "--batch-size", "16", "--grad-clip", "0", "--no-progress", "--log", log)
     assert done.returncode == 0, done.stderr
     assert read_log(log)[-1]["learned"] is True
+
+
+def test_fmnist_94_trains_the_fmnist_fast_network_over_its_own_longer_plan(tmp_path, data_dir):
+    log = tmp_path / "run.jsonl"
+    done = run_cli("train", "fmnist-94", "--data-dir", data_dir, "--max-steps", "1",
+                   "--limit-test", "8", "--no-progress", "--log", log)
+    assert done.returncode == 0, done.stderr
+    start = read_log(log)[0]
+    assert start["architecture"] == "fmnist-94" and start["input_shape"] == [1, 28, 28]
+    assert start["epochs"] == 10 and start["recipe"]["augment"] is False
+    fast = run_cli("summary", "fmnist-fast").stdout
+    assert run_cli("summary", "fmnist-94").stdout.replace("fmnist-94", "fmnist-fast") == fast

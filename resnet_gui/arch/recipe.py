@@ -127,16 +127,23 @@ FMNIST_FAST_RECIPE = Recipe(
     augment=False,
 )
 
+# fmnist-94: the same plan over 10 epochs. 8 and 9 epochs ended at 94.03 and 94.09 %, too close
+# to promise 94; 10 reached 94.29 % (docs/benchmarks.md, section 2).
+FMNIST_94_RECIPE = FMNIST_FAST_RECIPE.replace(epochs=10)
+
 # Named recipes: the architecture preset of the same name trains with the recipe below by
 # default; any recipe can go with any architecture.
 RECIPE_PRESETS: dict[str, Recipe] = {
     "chapter": CHAPTER_RECIPE,
     "fmnist-fast": FMNIST_FAST_RECIPE,
+    "fmnist-94": FMNIST_94_RECIPE,
 }
 RECIPE_DESCRIPTIONS: dict[str, str] = {
     "chapter": "the D2L chapter's train_ch6: SGD lr 0.05, batch 128, resize 96, Xavier, fp32",
-    "fmnist-fast": "one-cycle Nesterov SGD, label smoothing, crop+flip, batch 256: "
-    "93 % on Fashion-MNIST in under five CPU minutes with the fmnist-fast network",
+    "fmnist-fast": "one-cycle Nesterov SGD, label smoothing, no augmentation, batch 256, "
+    "4 epochs: 93 % on Fashion-MNIST in 1-2 min on 2 CPU cores with the fmnist-fast network",
+    "fmnist-94": "the fmnist-fast recipe over 10 epochs: 94 % on Fashion-MNIST with the "
+    "fmnist-fast network",
 }
 
 
