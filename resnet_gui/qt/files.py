@@ -17,6 +17,7 @@ from PySide6.QtWidgets import QDialog, QFileDialog, QMenu, QMessageBox, QStyle, 
 from resnet_gui.arch import serialize
 from resnet_gui.arch.document import Document
 from resnet_gui.arch.presets import PRESETS, build_preset
+from resnet_gui.arch.recipe import RECIPE_PRESETS
 from resnet_gui.errors import UserError
 from resnet_gui.qt.checkpoints import is_checkpoint, open_checkpoint
 from resnet_gui.qt.preset_dialog import PresetDialog
@@ -109,8 +110,18 @@ class DocumentFiles:
             self.window.show_error(error)
             return False
         self.document.reset(arch, None, label=f"New {name}")
-        self._say(f"New {name}: {PRESETS[name].description}", 8000)
+        self._say(f"New {name}: {PRESETS[name].description}{self._use_recipe_of(name)}", 8000)
         return True
+
+    def _use_recipe_of(self, name: str) -> str:
+        """A preset with a recipe of its name (fmnist-fast, fmnist-94) brings that plan to the
+        Train tab, as `resnet-gui train NAME` uses it; says so, or nothing."""
+        recipe = RECIPE_PRESETS.get(name)
+        tabs = getattr(self.window, "training_tabs", None)
+        if recipe is None or tabs is None or tabs.session.active:
+            return ""
+        tabs.train.form.use_recipe(recipe)
+        return f"; the Train tab takes its recipe ({recipe.epochs} epochs)"
 
     def open_dialog(self) -> None:
         path = self.window.ask_open_path()

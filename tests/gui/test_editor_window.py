@@ -187,6 +187,22 @@ def test_palette_lists_every_kind_with_an_icon(make_window):
     assert palette.dragDropMode() == QAbstractItemView.DragDropMode.DragOnly
 
 
+def test_a_preset_with_a_recipe_of_its_name_brings_its_plan_to_the_train_tab(make_window,
+                                                                              qtbot):
+    window = make_window("d2l-resnet18")
+    form = window.training_tabs.train.form
+    form.epochs_spin.setValue(2)
+    form.subset_spin.setValue(500)
+    assert window.new_from_preset("resnet20")
+    assert form.epochs_spin.value() == 2  # a preset without a recipe leaves the plan alone
+    assert window.new_from_preset("fmnist-94")
+    assert form.epochs_spin.value() == 10 and form.recipe().epochs == 10
+    assert form.recipe().limit_train == 500  # the images chosen stay
+    assert "Train tab takes its recipe (10 epochs)" in window.statusBar().currentMessage()
+    assert window.new_from_preset("fmnist-fast")
+    assert form.recipe().epochs == 4
+
+
 def test_new_from_preset_dialog_shows_each_description(make_window, qtbot):
     from resnet_gui.qt.preset_dialog import PresetDialog
     from resnet_gui.arch.presets import PRESETS

@@ -426,8 +426,13 @@ class RecipeForm(QWidget):
             device=current.device, **_starting_weights(current)))
 
     def use_device_defaults(self) -> None:
+        self.use_recipe(device_default_recipe())
+
+    def use_recipe(self, recipe: Recipe) -> None:
+        """``recipe``'s plan; the dataset, data folder, subsets and starting weights stay as
+        chosen."""
         current = self._current_or_base()
-        self.set_recipe(device_default_recipe().replace(
+        self.set_recipe(recipe.replace(
             dataset=current.dataset, data_dir=current.data_dir,
             limit_train=current.limit_train, limit_test=current.limit_test,
             **_starting_weights(current)))
