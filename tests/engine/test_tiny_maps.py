@@ -68,3 +68,60 @@ def test_training_on_the_cpu_takes_the_matrix_product_for_tiny_maps(monkeypatch)
     end = trainer.run()
     assert end.reason == "completed" and calls and set(calls) == {3, 5}  # strided from 5x5
     assert all("forward" not in vars(module) for module in trainer.model.modules())
+
+
+@pytest.mark.parametrize("side, stride", [(4, 1), (3, 1), (7, 2), (8, 2)])
+@pytest.mark.parametrize("bias", [False, True])
+@pytest.mark.parametrize("channels_last", [False, True])
+def test_the_matrix_product_weight_gradient_is_the_convolutions(side, stride, bias,
+                                                                channels_last):
+    torch.manual_seed(side)
+    x = torch.randn(5, 6, side, side, dtype=torch.float64)
+    if channels_last:
+        x = x.contiguous(memory_format=torch.channels_last)
+    x.requires_grad_()
+    weight = torch.randn(7, 6, 3, 3, dtype=torch.float64, requires_grad=True)
+    b = torch.randn(7, dtype=torch.float64, requires_grad=True) if bias else None
+    expected = F.conv2d(x, weight, b, stride=stride, padding=1)
+    got = tiny_maps.conv3x3_with_matmul_weight_gradient(x, weight, b, stride)
+    torch.testing.assert_close(got, expected)
+    upstream = torch.randn_like(expected)
+    wanted = torch.autograd.grad(expected, [x, weight] + ([b] if bias else []), upstream)
+    gradients = torch.autograd.grad(got, [x, weight] + ([b] if bias else []), upstream)
+    for mine, theirs in zip(gradients, wanted):
+        torch.testing.assert_close(mine, theirs)
+
+
+def test_under_autocast_it_computes_in_bf16_as_the_convolution_does():
+    torch.manual_seed(0)
+    x = torch.randn(16, 32, 4, 4)
+    weight = torch.randn(32, 32, 3, 3, requires_grad=True)
+    results = []
+    for conv in (lambda: F.conv2d(x, weight, None, 1, 1),
+                 lambda: tiny_maps.conv3x3_with_matmul_weight_gradient(x, weight, None)):
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out = conv()
+        (grad,) = torch.autograd.grad(out.float().square().sum(), weight)
+        results.append((out, grad))
+    (plain, plain_grad), (ours, our_grad) = results
+    assert ours.dtype == plain.dtype == torch.bfloat16 and our_grad.dtype == torch.float32
+    torch.testing.assert_close(ours, plain)
+    torch.testing.assert_close(our_grad, plain_grad, rtol=2e-2, atol=1.0)
+
+
+FOUR_BY_FOUR = Architecture(
+    stages=(Stage(blocks=("basic",), width=8, stride=2),),
+    stem=Stem(kind="single", width=8, kernel=3, stride=2, max_pool=False),
+    in_channels=1, input_size=(16, 16), num_classes=3, name="four",
+)  # 16 -> 8x8 -> 4x4: the stage's convolutions output 4x4 maps
+
+
+def test_training_on_the_cpu_takes_the_matrix_weight_gradient_for_4x4_outputs(monkeypatch):
+    calls = []
+    original = tiny_maps.conv3x3_with_matmul_weight_gradient
+    monkeypatch.setattr(tiny_maps, "conv3x3_with_matmul_weight_gradient",
+                        lambda *args: calls.append(args[0].shape[-1]) or original(*args))
+    trainer = Trainer(FOUR_BY_FOUR, recipe(epochs=1).replace(resize=16), data=tiny_data())
+    end = trainer.run()
+    assert end.reason == "completed" and calls and set(calls) == {8, 4}  # strided from 8x8
+    assert all("forward" not in vars(module) for module in trainer.model.modules())
