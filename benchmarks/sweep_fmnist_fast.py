@@ -14,6 +14,7 @@ against `fmnist-fast` (K16) in the same process: the median of five alternations
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import statistics
 import sys
@@ -108,13 +109,14 @@ def examples_per_second(model, optimizer, images, labels, autocast, steps: int =
     return steps * len(images) / (time.perf_counter() - started)
 
 
-def print_costs(names: list[str], device: str, repeats: int = 5) -> int:
+def print_costs(names: list[str], device: str, precision: str, repeats: int = 5) -> int:
     """Each network's training steps per second against K16's (fmnist-fast), alternating, on
-    random batches of 256 at the precision `auto` picks there."""
+    random batches of 256, with the kernels training uses on the CPU."""
     from resnet_gui.engine.device import placement_for
+    from resnet_gui.engine.loop import cpu_training_kernels
     from resnet_gui.engine.model import build_model
 
-    placement = placement_for(device, "auto")
+    placement = placement_for(device, precision)
     names = ["K16", *(name for name in names if name != "K16")]
     runs = {}
     for name in names:
@@ -125,8 +127,12 @@ def print_costs(names: list[str], device: str, repeats: int = 5) -> int:
     labels = torch.randint(0, 10, (256,), device=placement.device)
     ratios: dict[str, list[float]] = {name: [] for name in names}
     for _ in range(repeats):
-        speeds = {name: examples_per_second(*runs[name], images, labels, placement.autocast)
-                  for name in names}
+        speeds = {}
+        for name, (model, optimizer) in runs.items():
+            with (cpu_training_kernels(model) if placement.device.type == "cpu"
+                  else contextlib.nullcontext()):
+                speeds[name] = examples_per_second(model, optimizer, images, labels,
+                                                   placement.autocast)
         for name in names:
             ratios[name].append(speeds[name] / speeds["K16"])
     for name in names:
@@ -146,7 +152,7 @@ def main() -> int:
     args = parser.parse_args()
     plan = PLANS[args.plan]
     if args.cost:
-        return print_costs(sorted({name for name, _, _ in plan}), args.device)
+        return print_costs(sorted({name for name, _, _ in plan}), args.device, args.precision)
     base = FMNIST_FAST_RECIPE.replace(data_dir=args.data_dir, device=args.device,
                                       precision=args.precision)
     data = load_data(base)

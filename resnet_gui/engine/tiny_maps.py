@@ -98,7 +98,7 @@ def conv3x3_with_matmul_weight_gradient(x: torch.Tensor, weight: torch.Tensor,
                                         ) -> torch.Tensor:
     """``F.conv2d(x, weight, bias, stride, padding=1)`` for a 3x3 ``weight``, its weight
     gradient computed as a matrix product; under autocast in its dtype, as conv2d would."""
-    if torch.is_autocast_enabled(x.device.type):  # torch >= 2.4
+    if torch.is_autocast_enabled(x.device.type) and x.dtype != torch.float64:  # torch >= 2.4
         dtype = torch.get_autocast_dtype(x.device.type)
         x, weight = x.to(dtype), weight.to(dtype)
         bias = None if bias is None else bias.to(dtype)

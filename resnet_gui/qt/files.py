@@ -118,7 +118,7 @@ class DocumentFiles:
         Train tab, as `resnet-gui train NAME` uses it; says so, or nothing."""
         recipe = RECIPE_PRESETS.get(name)
         tabs = getattr(self.window, "training_tabs", None)
-        if recipe is None or tabs is None or tabs.session.active:
+        if recipe is None or tabs is None:  # (a live run locked the document: not here)
             return ""
         tabs.train.form.use_recipe(recipe)
         return f"; the Train tab takes its recipe ({recipe.epochs} epochs)"

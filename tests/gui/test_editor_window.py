@@ -193,11 +193,12 @@ def test_a_preset_with_a_recipe_of_its_name_brings_its_plan_to_the_train_tab(mak
     form = window.training_tabs.train.form
     form.epochs_spin.setValue(2)
     form.subset_spin.setValue(500)
+    form.device_combo.setCurrentIndex(form.device_combo.findData("cpu"))
     assert window.new_from_preset("resnet20")
     assert form.epochs_spin.value() == 2  # a preset without a recipe leaves the plan alone
     assert window.new_from_preset("fmnist-94")
     assert form.epochs_spin.value() == 10 and form.recipe().epochs == 10
-    assert form.recipe().limit_train == 500  # the images chosen stay
+    assert form.recipe().limit_train == 500 and form.recipe().device == "cpu"  # they stay
     assert "Train tab takes its recipe (10 epochs)" in window.statusBar().currentMessage()
     assert window.new_from_preset("fmnist-fast")
     assert form.recipe().epochs == 4

@@ -426,16 +426,22 @@ class RecipeForm(QWidget):
             device=current.device, **_starting_weights(current)))
 
     def use_device_defaults(self) -> None:
-        self.use_recipe(device_default_recipe())
+        self.set_recipe(self._with_chosen_data(device_default_recipe()))
 
     def use_recipe(self, recipe: Recipe) -> None:
-        """``recipe``'s plan; the dataset, data folder, subsets and starting weights stay as
-        chosen."""
+        """``recipe``'s plan; the data, the starting weights, the device, the precision and
+        the seed stay as chosen."""
         current = self._current_or_base()
-        self.set_recipe(recipe.replace(
+        self.set_recipe(self._with_chosen_data(recipe).replace(
+            device=current.device, precision=current.precision, seed=current.seed))
+
+    def _with_chosen_data(self, recipe: Recipe) -> Recipe:
+        """``recipe`` with the form's dataset, data folder, subsets and starting weights."""
+        current = self._current_or_base()
+        return recipe.replace(
             dataset=current.dataset, data_dir=current.data_dir,
             limit_train=current.limit_train, limit_test=current.limit_test,
-            **_starting_weights(current)))
+            **_starting_weights(current))
 
     def show_plan(self, planned: Recipe | None, image_size_text: str) -> None:
         """Say what "auto" will choose for this run (``planned``: the recipe with every auto
