@@ -16,11 +16,14 @@ from tests.engine.test_trainer import one_thread, recipe, tiny_data  # noqa: F40
 
 
 @pytest.mark.parametrize("side, stride", [(1, 1), (2, 1), (3, 1), (4, 1), (5, 2), (6, 2),
-                                          (7, 2)])
+                                          (7, 2), (8, 2)])
 @pytest.mark.parametrize("bias", [False, True])
 @pytest.mark.parametrize("channels_last", [False, True])
+@pytest.mark.parametrize("convolution", [conv3x3_as_matmul,
+                                         tiny_maps.conv3x3_with_matmul_weight_gradient])
 def test_the_matrix_product_is_the_convolution_with_its_gradients(side, stride, bias,
-                                                                  channels_last):
+                                                                  channels_last, convolution):
+    """Both paths: the whole convolution as a matrix product, and only its weight gradient."""
     torch.manual_seed(side)
     x = torch.randn(5, 6, side, side, dtype=torch.float64)
     if channels_last:
@@ -29,7 +32,7 @@ def test_the_matrix_product_is_the_convolution_with_its_gradients(side, stride, 
     weight = torch.randn(7, 6, 3, 3, dtype=torch.float64, requires_grad=True)
     b = torch.randn(7, dtype=torch.float64, requires_grad=True) if bias else None
     expected = F.conv2d(x, weight, b, stride=stride, padding=1)
-    got = conv3x3_as_matmul(x, weight, b, stride)
+    got = convolution(x, weight, b, stride)
     torch.testing.assert_close(got, expected)
     upstream = torch.randn_like(expected)
     wanted = torch.autograd.grad(expected, [x, weight] + ([b] if bias else []), upstream)
@@ -68,28 +71,6 @@ def test_training_on_the_cpu_takes_the_matrix_product_for_tiny_maps(monkeypatch)
     end = trainer.run()
     assert end.reason == "completed" and calls and set(calls) == {3, 5}  # strided from 5x5
     assert all("forward" not in vars(module) for module in trainer.model.modules())
-
-
-@pytest.mark.parametrize("side, stride", [(4, 1), (3, 1), (7, 2), (8, 2)])
-@pytest.mark.parametrize("bias", [False, True])
-@pytest.mark.parametrize("channels_last", [False, True])
-def test_the_matrix_product_weight_gradient_is_the_convolutions(side, stride, bias,
-                                                                channels_last):
-    torch.manual_seed(side)
-    x = torch.randn(5, 6, side, side, dtype=torch.float64)
-    if channels_last:
-        x = x.contiguous(memory_format=torch.channels_last)
-    x.requires_grad_()
-    weight = torch.randn(7, 6, 3, 3, dtype=torch.float64, requires_grad=True)
-    b = torch.randn(7, dtype=torch.float64, requires_grad=True) if bias else None
-    expected = F.conv2d(x, weight, b, stride=stride, padding=1)
-    got = tiny_maps.conv3x3_with_matmul_weight_gradient(x, weight, b, stride)
-    torch.testing.assert_close(got, expected)
-    upstream = torch.randn_like(expected)
-    wanted = torch.autograd.grad(expected, [x, weight] + ([b] if bias else []), upstream)
-    gradients = torch.autograd.grad(got, [x, weight] + ([b] if bias else []), upstream)
-    for mine, theirs in zip(gradients, wanted):
-        torch.testing.assert_close(mine, theirs)
 
 
 def test_under_autocast_it_computes_in_bf16_as_the_convolution_does():

@@ -149,6 +149,14 @@ class ClipSpinBox(QDoubleSpinBox):
         self.setValue(self.AUTO if clip is None else clip)
 
 
+def _with_chosen_data(recipe: Recipe, current: Recipe) -> Recipe:
+    """``recipe`` with ``current``'s dataset, data folder, subsets and starting weights."""
+    return recipe.replace(
+        dataset=current.dataset, data_dir=current.data_dir,
+        limit_train=current.limit_train, limit_test=current.limit_test,
+        **_starting_weights(current))
+
+
 def _starting_weights(recipe: Recipe) -> dict[str, Any]:
     """Where the weights start: kept when a preset of settings replaces the rest."""
     return {"weights": recipe.weights, "freeze": recipe.freeze,
@@ -420,28 +428,18 @@ class RecipeForm(QWidget):
         """The chapter's settings, and its 96-pixel input for the network (an undoable edit
         in the Build tab); the dataset, data folder and subset stay as chosen."""
         current = self._current_or_base()
-        self.set_recipe(CHAPTER_RECIPE.replace(
-            dataset=current.dataset, data_dir=current.data_dir,
-            limit_train=current.limit_train, limit_test=current.limit_test,
-            device=current.device, **_starting_weights(current)))
+        self.set_recipe(_with_chosen_data(CHAPTER_RECIPE, current).replace(
+            device=current.device))
 
     def use_device_defaults(self) -> None:
-        self.set_recipe(self._with_chosen_data(device_default_recipe()))
+        self.set_recipe(_with_chosen_data(device_default_recipe(), self._current_or_base()))
 
     def use_recipe(self, recipe: Recipe) -> None:
         """``recipe``'s plan; the data, the starting weights, the device, the precision and
         the seed stay as chosen."""
         current = self._current_or_base()
-        self.set_recipe(self._with_chosen_data(recipe).replace(
+        self.set_recipe(_with_chosen_data(recipe, current).replace(
             device=current.device, precision=current.precision, seed=current.seed))
-
-    def _with_chosen_data(self, recipe: Recipe) -> Recipe:
-        """``recipe`` with the form's dataset, data folder, subsets and starting weights."""
-        current = self._current_or_base()
-        return recipe.replace(
-            dataset=current.dataset, data_dir=current.data_dir,
-            limit_train=current.limit_train, limit_test=current.limit_test,
-            **_starting_weights(current))
 
     def show_plan(self, planned: Recipe | None, image_size_text: str) -> None:
         """Say what "auto" will choose for this run (``planned``: the recipe with every auto
